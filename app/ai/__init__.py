@@ -1,0 +1,1 @@
+"""AI layer: providers, prompt-injection guard, PII pseudonymization."""

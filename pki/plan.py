@@ -1,0 +1,103 @@
+"""The lab's certificate plan, built from the lab definition.
+
+Why here and not in a playbook: Ansible (`python -m pki ensure --lab-json ...`) and Pulumi
+(`build_plan(lab)` then `ensure(...)` on the controller) must issue the very same set of
+certificates, so the set is computed once, in Python, from `seclab.labdef.LabDefinition`.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+from typing import Any
+
+from seclab.labdef import LabDefinition
+
+from .model import CaSettings, CertSpec, PkiPlan
+
+LOOPBACK_DNS = ("localhost",)
+LOOPBACK_IPS = (ip_address("127.0.0.1"), ip_address("::1"))
+
+# name -> (OS user that reads the key, purpose, reload hint)
+# Owners are the Debian package users; a missing user is skipped at ensure() time (e.g. in CI).
+# nginx loads every certificate and key in its master process (root) at config load, so the
+# edge keys stay root-owned and are never readable by the www-data workers (ASVS 6.4.1).
+SERVERS: dict[str, tuple[str | None, str, str]] = {
+    "edge": (None, "nginx TLS edge (public HTTPS)", "nginx -s reload (graceful: old workers finish)"),
+    "app": ("seclab", "FastAPI app behind the edge (mTLS from nginx)", "supervisorctl signal HUP app"),
+    "idp": ("seclab", "identity provider (Keycloak or stand-in) behind the edge", "supervisorctl restart idp"),
+    "postgres": ("postgres", "PostgreSQL server TLS", "pg_ctlcluster 15 main reload (SIGHUP re-reads ssl_*)"),
+    "redis": ("redis", "Redis server TLS", "redis-cli CONFIG SET tls-cert-file ... (re-loads TLS)"),
+    "prometheus": ("prometheus", "Prometheus web TLS", "re-read per handshake (web.yml)"),
+    "llama": ("seclab", "llama.cpp model server TLS", "supervisorctl restart llama"),
+    "flower": ("seclab", "Celery Flower (lab-admin only, behind the edge)", "supervisorctl restart flower"),
+}
+
+# name -> (common name, OS user, purpose). The CN of a PostgreSQL client must equal its role
+# name: pg_hba `clientcert=verify-full` compares the CN with the login role (PostgreSQL 15 docs 21.12).
+CLIENTS: dict[str, tuple[str, str | None, str]] = {
+    "edge-client": ("edge-client", None, "nginx -> app mTLS (proxy_ssl_certificate)"),
+    "seclab_app": ("seclab_app", "seclab", "app -> PostgreSQL (clientcert=verify-full, CN = role)"),
+    "app-redis": ("app-redis", "seclab", "app -> Redis TLS client"),
+    "worker": ("worker", "seclab", "Celery worker -> Redis/PostgreSQL TLS client"),
+    "prometheus-scraper": ("prometheus-scraper", "prometheus", "Prometheus -> exporters and app /metrics"),
+}
+
+
+def _pki_settings(lab: LabDefinition) -> dict[str, Any]:
+    """Optional `pki:` section of lab.yml (proposed field); absent today, so defaults apply."""
+    section = getattr(lab, "pki", None)
+    if section is None:
+        return {}
+    return section.model_dump() if hasattr(section, "model_dump") else dict(section)
+
+
+def client_uri(name: str) -> str:
+    """A URI SAN that names a client without pretending to be a host name."""
+    return f"urn:seclab:client:{name}"
+
+
+def build_plan(lab: LabDefinition) -> PkiPlan:
+    """Every certificate the lab needs, in a stable order (servers first, then clients)."""
+    cfg = _pki_settings(lab)
+    ca = CaSettings(
+        organization=lab.name,
+        root_common_name=f"{lab.name} Root CA",
+        intermediate_common_name=f"{lab.name} Intermediate CA",
+        key_algorithm=cfg.get("key_algorithm", "ecdsa-p256"),
+        root_lifetime_days=cfg.get("root_lifetime_days", 5 * 365),
+        intermediate_lifetime_days=cfg.get("intermediate_lifetime_days", 365),
+        crl_lifetime_days=cfg.get("crl_lifetime_days", 30),
+        renew_fraction=cfg.get("renew_fraction", 1 / 3),
+    )
+    leaf_days = int(cfg.get("leaf_lifetime_days", 30))
+    hosts = list(dict.fromkeys([*LOOPBACK_DNS, *lab.edge.host_names]))
+    certs: list[CertSpec] = []
+    for name, (owner, purpose, hint) in SERVERS.items():
+        # The bare service name is a SAN too: on the Pulumi engine, containers reach each other by it.
+        dns = tuple(dict.fromkeys([*hosts, name]))
+        certs.append(
+            CertSpec(
+                name=name,
+                kind="server",
+                common_name=hosts[0] if name == "edge" else name,
+                dns_names=dns,
+                ip_addresses=LOOPBACK_IPS,
+                owner=owner,
+                lifetime_days=leaf_days,
+                purpose=purpose,
+                reload_hint=hint,
+            )
+        )
+    for name, (cn, owner, purpose) in CLIENTS.items():
+        certs.append(
+            CertSpec(
+                name=name,
+                kind="client",
+                common_name=cn,
+                uris=(client_uri(name),),
+                owner=owner,
+                lifetime_days=leaf_days,
+                purpose=purpose,
+            )
+        )
+    return PkiPlan(ca=ca, certs=tuple(certs))

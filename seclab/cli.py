@@ -1,0 +1,231 @@
+"""The `lab` command: one entry point for provisioning, status, tokens, tests, attacks and reports.
+
+Errors are one line (`lab: error: ...`), never a traceback, unless `--debug` is given: the
+users are students in a terminal, and a stack trace hides the one sentence they need.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from seclab import labdef
+from seclab.errors import LabError
+
+ROOT = Path(__file__).resolve().parent.parent
+console = Console(stderr=True)
+out = Console()
+
+cli = typer.Typer(
+    name="lab",
+    help="seclab: build a hardened LLM chat lab, attack it, measure it, report on it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state: dict[str, Any] = {"debug": False, "lab_file": None}
+
+
+def _mount_subapps() -> None:
+    """Sub-apps live in seclab/commands/<area>.py; a missing one is simply not offered."""
+    for name, module in [
+        ("pki", "seclab.commands.pki"),
+        ("idp", "seclab.commands.idp"),
+        ("dlq", "seclab.commands.dlq"),
+        ("model", "seclab.commands.model"),
+        ("audit", "seclab.commands.audit"),
+    ]:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        cli.add_typer(mod.app, name=name)
+
+
+@cli.callback()
+def _main(
+    lab_file: Annotated[
+        Path | None, typer.Option("--lab-file", "-f", help="lab definition (default: ./lab.yml or $SECLAB_LAB_FILE)")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+) -> None:
+    _state["debug"] = debug
+    if lab_file is not None:
+        os.environ["SECLAB_LAB_FILE"] = str(lab_file.resolve())
+
+
+def load_lab() -> labdef.LabDefinition:
+    return labdef.load()
+
+
+@cli.command()
+def validate() -> None:
+    """Validate lab.yml and print the definition with every default filled in."""
+    lab = load_lab()
+    out.print_json(json.dumps(labdef.as_vars(lab)))
+
+
+@cli.command()
+def up(
+    engine: Annotated[str, typer.Option(help="ansible (this host, default) or pulumi (Docker host)")] = "ansible",
+    inventory: Annotated[Path | None, typer.Option(help="Ansible inventory (default: localhost)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream every Ansible task result")] = False,
+) -> None:
+    """Provision and start the lab (idempotent: run it again to converge)."""
+    lab = load_lab()
+    if engine == "pulumi":
+        from seclab.engines import pulumi_engine
+
+        pulumi_engine.preflight()
+        pulumi_engine.up(lab)
+        return
+    if engine != "ansible":
+        raise LabError(f"unknown engine {engine!r}: use ansible or pulumi")
+    from seclab.engines import ansible_engine
+
+    with console.status("provisioning with Ansible...") as status:
+
+        def on_event(event: str) -> None:
+            status.update(f"[bold]ansible[/]: {event}")
+            if verbose:
+                console.print(f"  {event}")
+
+        result = ansible_engine.up(lab, inventory=inventory, verbose=verbose, on_event=on_event)
+    console.print(result.summary())
+    if not result.ok:
+        raise LabError(result.error or "provisioning failed")
+    _print_status(lab, as_json=False)
+
+
+@cli.command()
+def down(
+    purge: Annotated[bool, typer.Option("--purge", help="also delete data: databases, Redis data, secrets, certificates")] = False,
+    inventory: Annotated[Path | None, typer.Option(help="Ansible inventory (default: localhost)")] = None,
+) -> None:
+    """Stop every lab process; --purge also removes the lab's data and secrets."""
+    lab = load_lab()
+    from seclab.engines import ansible_engine
+
+    with console.status("stopping the lab..."):
+        result = ansible_engine.down(lab, purge=purge, inventory=inventory)
+    console.print(result.summary())
+    if not result.ok:
+        raise LabError(result.error or "stopping failed")
+
+
+def _print_status(lab: labdef.LabDefinition, as_json: bool) -> bool:
+    from seclab import status as status_mod
+
+    st = status_mod.collect(lab)
+    if as_json:
+        out.print_json(json.dumps(st))
+    else:
+        status_mod.print_table(st, out)
+    return all(s["up"] for s in st["services"].values())
+
+
+@cli.command()
+def status(json_: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """What runs, where, and which identity provider is in use."""
+    lab = load_lab()
+    all_up = _print_status(lab, as_json=json_)
+    if not all_up:
+        raise typer.Exit(3)
+
+
+@cli.command()
+def token(
+    user: Annotated[str, typer.Argument(help="a user of lab.yml, e.g. alice")],
+) -> None:
+    """Get an access token for USER from the lab's identity provider (printed on the last line)."""
+    lab = load_lab()
+    from seclab import tokens
+
+    console.print(f"requesting a token for {user} from {tokens.issuer(lab)}", highlight=False)
+    out.print(tokens.get_access_token(lab, user), soft_wrap=True, highlight=False)
+
+
+@cli.command()
+def test(
+    args: Annotated[list[str] | None, typer.Argument(help="extra pytest arguments, e.g. -k tenancy")] = None,
+    unit_only: Annotated[bool, typer.Option("--unit", help="only the tests that need no services")] = False,
+) -> None:
+    """Run every test: unit, integration (against the provisioned lab), WAF, identity, Pulumi mocks."""
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "pytest"]
+    if unit_only:
+        cmd += ["-m", "not integration and not infra"]
+    else:
+        # Integration tests must not silently skip when the lab is missing: `./lab up` first.
+        env["SECLAB_REQUIRE_LAB"] = "1"
+        cmd += ["-m", "not infra"]
+    cmd += list(args or [])
+    console.print("running: " + " ".join(cmd[2:]), highlight=False)
+    rc = subprocess.call(cmd, cwd=ROOT, env=env)
+    raise typer.Exit(rc)
+
+
+@cli.command()
+def verify(
+    args: Annotated[list[str] | None, typer.Argument(help="extra pytest arguments")] = None,
+) -> None:
+    """Compliance checks of the provisioned host (pytest-testinfra, local backend)."""
+    cmd = [sys.executable, "-m", "pytest", "tests/infra", "-m", "infra"] + list(args or [])
+    raise typer.Exit(subprocess.call(cmd, cwd=ROOT))
+
+
+@cli.command()
+def bench(
+    users: Annotated[int, typer.Option(help="concurrent simulated chat users")] = 5,
+    duration: Annotated[int, typer.Option(help="seconds")] = 60,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the summary here")] = None,
+    spawn_rate: Annotated[float, typer.Option(help="users started per second")] = 5.0,
+) -> None:
+    """Locust load run (headless): log in, list conversations, post messages, read them back."""
+    lab = load_lab()
+    from benchmarks import runner
+
+    with console.status(f"load run: {users} users for {duration}s..."):
+        summary = runner.run(lab, users=users, duration_s=duration, spawn_rate=spawn_rate)
+    out.print_json(json.dumps(summary))
+    if json_file:
+        json_file.write_text(json.dumps(summary, indent=2) + "\n")
+    if summary["errors"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    _mount_subapps()
+    try:
+        cli()
+    except LabError as exc:
+        if _state["debug"]:
+            raise
+        console.print(f"lab: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+    except labdef.LabDefinitionError as exc:
+        console.print(f"lab: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("lab: interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        console.print(f"lab: error: {type(exc).__name__}: {exc} (run with --debug for details)", markup=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

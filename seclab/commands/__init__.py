@@ -1,0 +1,1 @@
+"""Typer sub-apps mounted by `seclab.cli` (one module per area)."""

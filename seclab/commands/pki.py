@@ -1,0 +1,174 @@
+"""`lab pki`: the lab CA from the command line (init, status, rotate, revoke).
+
+Thin layer over `pki.ca`: every decision (what to issue, when to renew, modes and owners) lives
+there so Ansible (`python -m pki ensure`) and this CLI behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography import x509
+from rich.console import Console
+from rich.table import Table
+
+from pki.ca import EnsureResult, ensure, revoke, rotate, status
+from pki.layout import DEFAULT_PRIVATE_GROUP
+from pki.plan import build_plan
+from pki.reload import run_hooks
+from seclab import labdef
+
+app = typer.Typer(
+    help="Lab PKI: root and intermediate CA, service and mTLS client certificates, CRL.",
+    no_args_is_help=True,
+)
+
+LabOpt = Annotated[Path | None, typer.Option("--lab", help="lab definition (default: lab.yml / SECLAB_LAB_FILE)")]
+DirOpt = Annotated[Path | None, typer.Option("--dir", help="PKI directory (default: lab.yml paths.pki)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+ReloadOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reload",
+        help="command run after certificates changed, e.g. 'nginx -s reload' or "
+        "'supervisorctl signal HUP app' (repeatable; no shell)",
+    ),
+]
+GroupOpt = Annotated[str, typer.Option("--private-group", help="group allowed to traverse private/ ('' = none)")]
+
+REASONS = {r.name: r for r in x509.ReasonFlags if r not in (x509.ReasonFlags.remove_from_crl,)}
+
+
+def _context(lab_file: Path | None, directory: Path | None) -> tuple[labdef.LabDefinition, Path]:
+    try:
+        lab = labdef.load(lab_file)
+    except labdef.LabDefinitionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    return lab, directory or Path(lab.paths.pki)
+
+
+def _report(result: EnsureResult, reload: list[str] | None, as_json: bool) -> None:
+    out = result.model_dump(mode="json")
+    if result.changed and reload:
+        out["reload"] = [h.model_dump() for h in asyncio.run(run_hooks(reload))]
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+    elif not result.changed:
+        typer.echo("nothing to do: every certificate is present, valid and not due")
+    if not as_json:
+        for name in result.issued:
+            typer.echo(f"issued {name}: {result.reasons.get(name, '')}")
+        for serial in result.revoked:
+            typer.echo(f"revoked serial {serial}")
+        if result.owners_skipped:
+            skipped = ", ".join(result.owners_skipped)
+            typer.echo(f"owners absent on this host (keys left with the current user): {skipped}")
+        for hook in out.get("reload", []):
+            typer.echo(f"reload `{hook['command']}` -> {hook['returncode']}")
+    if any(h["returncode"] != 0 for h in out.get("reload", [])):
+        # The new files are in place; a failed reload means a service still serves the old ones.
+        typer.echo("a reload hook failed: services may still use the previous certificates", err=True)
+        raise typer.Exit(3)
+
+
+@app.command("init")
+def init_cmd(
+    lab_file: LabOpt = None,
+    directory: DirOpt = None,
+    reload: ReloadOpt = None,
+    private_group: GroupOpt = DEFAULT_PRIVATE_GROUP,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or complete the PKI for the lab definition (idempotent: issues only what is missing or due)."""
+    lab, d = _context(lab_file, directory)
+    _report(ensure(build_plan(lab), d, private_group=private_group or None), reload, as_json)
+
+
+@app.command("status")
+def status_cmd(lab_file: LabOpt = None, directory: DirOpt = None, as_json: JsonOpt = False) -> None:
+    """Every certificate: subject, SANs, issuer, expiry, days left, and whether its chain verifies.
+
+    Exits 1 when a certificate is missing, does not verify, or is revoked.
+    """
+    lab, d = _context(lab_file, directory)
+    plan = build_plan(lab)
+    rows = status(plan, d)
+    present = {r.name for r in rows}
+    missing = [n for n in ["root", "intermediate", *plan.names()] if n not in present]
+    bad = [r.name for r in rows if not r.verifies]
+    if as_json:
+        payload = {
+            "dir": str(d),
+            "ca_cert": str(d / "ca" / "ca-bundle.crt"),
+            "ok": not (missing or bad),
+            "missing": missing,
+            "certificates": [r.model_dump(mode="json") for r in rows],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        table = Table(title=f"lab PKI in {d}")
+        for col in ("name", "kind", "subject", "SANs", "issuer", "not after", "days", "verifies"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r.name, r.kind, r.subject, ", ".join(r.sans), r.issuer, r.not_after.strftime("%Y-%m-%d %H:%M"),
+                f"{r.days_left:.1f}", "yes" if r.verifies else f"NO: {r.error}",
+            )
+        Console(width=200).print(table)
+        if missing:
+            typer.echo(f"missing: {', '.join(missing)} (run `lab pki init`)")
+    if missing or bad:
+        raise typer.Exit(1)
+
+
+@app.command("rotate")
+def rotate_cmd(
+    names: Annotated[list[str] | None, typer.Argument(help="certificates to rotate (default: all leaves)")] = None,
+    lab_file: LabOpt = None,
+    directory: DirOpt = None,
+    reload: ReloadOpt = None,
+    revoke_old: Annotated[bool, typer.Option("--revoke-old", help="put replaced certs on the CRL")] = False,
+    private_group: GroupOpt = DEFAULT_PRIVATE_GROUP,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue new keys and certificates now, then run the --reload hooks so services pick them up."""
+    lab, d = _context(lab_file, directory)
+    try:
+        result = rotate(build_plan(lab), d, names or None, revoke_old=revoke_old, private_group=private_group or None)
+    except KeyError as exc:
+        typer.echo(str(exc.args[0]), err=True)
+        raise typer.Exit(2) from None
+    _report(result, reload, as_json)
+
+
+@app.command("revoke")
+def revoke_cmd(
+    name: Annotated[str, typer.Argument(help="certificate to revoke")],
+    reason: Annotated[str, typer.Option(help=f"one of: {', '.join(REASONS)}")] = "unspecified",
+    reissue: Annotated[bool, typer.Option("--reissue", help="issue a replacement in the same run")] = False,
+    lab_file: LabOpt = None,
+    directory: DirOpt = None,
+    reload: ReloadOpt = None,
+    private_group: GroupOpt = DEFAULT_PRIVATE_GROUP,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add the current certificate of NAME to the intermediate's CRL (crl/crl.pem).
+
+    Peers see it after their reload hook re-reads the CRL (nginx ssl_crl, PostgreSQL ssl_crl_file).
+    """
+    if reason not in REASONS:
+        typer.echo(f"unknown reason {reason!r}; one of: {', '.join(REASONS)}", err=True)
+        raise typer.Exit(2)
+    lab, d = _context(lab_file, directory)
+    try:
+        result = revoke(build_plan(lab), d, name, reason=REASONS[reason], reissue=reissue,
+                        private_group=private_group or None)
+    except (KeyError, FileNotFoundError) as exc:
+        typer.echo(f"cannot revoke: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _report(result, reload, as_json)

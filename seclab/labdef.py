@@ -1,0 +1,254 @@
+"""The lab definition (`lab.yml`): one validated model read by Ansible, Pulumi, the app and the tests.
+
+Why one model: every engine renders from the same data, so the topology cannot drift between
+the native (Ansible) and container (Pulumi) paths. Errors name the field *and* the line of the
+YAML file, because a student editing `lab.yml` should not have to read a Pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_RE = r"^[a-z][a-z0-9_]{1,30}$"
+"""Tenant and user names become PostgreSQL identifiers and Redis key parts: keep them boring."""
+
+Role = Literal["user", "tenant-admin", "lab-admin"]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in lab.yml must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tenant(_Strict):
+    name: str = Field(pattern=NAME_RE, description="schema tenant_<name>, role tenant_<name>")
+    display_name: str = ""
+
+
+class User(_Strict):
+    username: str = Field(pattern=NAME_RE)
+    tenant: str | None = Field(default=None, description="None only for lab-admin operators")
+    roles: list[Role] = Field(min_length=1)
+    email: str | None = None
+    first_name: str = ""
+    last_name: str = ""
+
+    @model_validator(mode="after")
+    def _tenant_required_for_tenant_roles(self) -> User:
+        if self.tenant is None and any(r in ("user", "tenant-admin") for r in self.roles):
+            raise ValueError("users with role 'user' or 'tenant-admin' need a tenant")
+        return self
+
+
+class Ports(_Strict):
+    edge_https: int = Field(default=443, ge=1, le=65535)
+    edge_http: int = Field(default=80, ge=1, le=65535, description="answers 308 to https")
+    app: int = Field(default=8000, ge=1, le=65535, description="loopback only, behind the edge")
+    idp: int = Field(default=8180, ge=1, le=65535, description="loopback only, behind the edge")
+    postgres: int = Field(default=5432, ge=1, le=65535)
+    redis: int = Field(default=6379, ge=1, le=65535)
+    llama: int = Field(default=8081, ge=1, le=65535)
+    prometheus: int = Field(default=9090, ge=1, le=65535)
+    alertmanager: int = Field(default=9093, ge=1, le=65535)
+    flower: int = Field(default=5555, ge=1, le=65535)
+
+
+class Paths(_Strict):
+    prefix: str = Field(default="/opt/seclab", description="code and the service virtualenv")
+    etc: str = Field(default="/etc/seclab", description="rendered settings")
+    secrets: str = Field(default="/etc/seclab/secrets", description="generated secrets, dir 0700, files 0600")
+    pki: str = Field(default="/etc/seclab/pki", description="lab CA and certificates")
+    data: str = Field(default="/var/lib/seclab", description="state: models, realm export, stand-in IdP")
+    logs: str = Field(default="/var/log/seclab", description="ECS JSON logs")
+
+
+class RateLimits(_Strict):
+    per_user_per_minute: int = Field(default=120, ge=1)
+    per_address_per_minute: int = Field(default=600, ge=1)
+
+
+class Limits(_Strict):
+    body_max_bytes: int = Field(default=65536, ge=1024, description="edge and app reject larger bodies (413)")
+    message_max_chars: int = Field(default=16000, ge=1)
+    page_size_default: int = Field(default=20, ge=1)
+    page_size_max: int = Field(default=100, ge=1)
+    rate_limits: RateLimits = RateLimits()
+
+
+class Identity(_Strict):
+    provider: Literal["auto", "keycloak", "stand-in"] = Field(
+        default="auto", description="auto: Keycloak if its distribution can be had, else the stand-in"
+    )
+    realm: str = Field(default="seclab", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    keycloak_version: str = "26.0.7"
+    keycloak_archive: str | None = Field(default=None, description="URL or local path of keycloak-<v>.tar.gz")
+    api_audience: str = "seclab-api"
+    cli_client_id: str = Field(default="seclab-cli", description="public client used by `lab token`")
+    access_token_lifetime_s: int = Field(default=300, ge=30, le=300)
+    sso_idle_timeout_s: int = Field(default=1800, ge=60)
+    sso_max_lifespan_s: int = Field(default=36000, ge=300)
+    brute_force_max_failures: int = Field(default=5, ge=1, le=5)
+    brute_force_wait_increment_s: int = Field(default=60, ge=1)
+    brute_force_max_wait_s: int = Field(default=900, ge=1)
+    redirect_uris: list[str] = ["https://localhost/callback"]
+
+
+class Waf(_Strict):
+    paranoia_level: int = Field(default=2, ge=1, le=4)
+    mode: Literal["blocking", "detection-only"] = "blocking"
+
+
+class Edge(_Strict):
+    host_names: list[str] = Field(default=["localhost"], min_length=1, description="SANs of the edge cert")
+    tls_profile: Literal["intermediate", "modern"] = "intermediate"
+    waf: Waf = Waf()
+
+
+class AIProvider(_Strict):
+    name: str = Field(pattern=NAME_RE)
+    kind: Literal["openai", "llama_cpp", "deterministic"]
+    model: str
+    base_url: str | None = None
+    pseudonymize_pii: bool = True
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class AI(_Strict):
+    providers: list[AIProvider] = [
+        AIProvider(name="openai", kind="openai", model="gpt-4o-mini", pseudonymize_pii=True),
+        AIProvider(name="llama", kind="llama_cpp", model="tiny", pseudonymize_pii=False),
+        AIProvider(name="local", kind="deterministic", model="echo-1", pseudonymize_pii=False),
+    ]
+    fallback: list[str] = ["openai", "llama", "local"]
+    max_output_tokens: int = Field(default=256, ge=1)
+    token_budget_per_user_per_hour: int = Field(default=20000, ge=1)
+    token_budget_per_tenant_per_hour: int = Field(default=100000, ge=1)
+
+    @model_validator(mode="after")
+    def _fallback_names_known(self) -> AI:
+        names = {p.name for p in self.providers}
+        unknown = [n for n in self.fallback if n not in names]
+        if unknown:
+            raise ValueError(f"fallback names unknown providers: {', '.join(unknown)}")
+        return self
+
+
+class Performance(_Strict):
+    p95_ms: int = Field(default=500, ge=1, description="latency target for `lab bench`")
+    min_users: int = Field(default=5, ge=1)
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+
+
+class LabDefinition(_Strict):
+    name: str = Field(default="seclab", pattern=NAME_RE)
+    tenants: list[Tenant] = Field(min_length=1)
+    users: list[User] = Field(min_length=1)
+    ports: Ports = Ports()
+    paths: Paths = Paths()
+    limits: Limits = Limits()
+    identity: Identity = Identity()
+    edge: Edge = Edge()
+    ai: AI = AI()
+    performance: Performance = Performance()
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, v: list[Tenant]) -> list[Tenant]:
+        names = [t.name for t in v]
+        if len(names) != len(set(names)):
+            raise ValueError("tenant names must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _users_reference_tenants(self) -> LabDefinition:
+        known = {t.name for t in self.tenants}
+        seen: set[str] = set()
+        for u in self.users:
+            if u.username in seen:
+                raise ValueError(f"user {u.username!r} is defined twice")
+            seen.add(u.username)
+            if u.tenant is not None and u.tenant not in known:
+                raise ValueError(f"user {u.username!r} names unknown tenant {u.tenant!r}")
+        return self
+
+    def tenant_names(self) -> list[str]:
+        return [t.name for t in self.tenants]
+
+    def user(self, username: str) -> User:
+        for u in self.users:
+            if u.username == username:
+                return u
+        raise KeyError(username)
+
+
+class LabDefinitionError(ValueError):
+    """A lab.yml problem, already phrased for a person: file, line, field, reason."""
+
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "lab.yml"
+
+
+def default_path() -> Path:
+    """`SECLAB_LAB_FILE` wins, so tests and remote inventories can point at another definition."""
+    return Path(os.environ.get("SECLAB_LAB_FILE", str(DEFAULT_PATH)))
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Walk the composed YAML tree along a Pydantic error location to find its source line."""
+    best = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == part), None)
+            if nxt is None:  # an unknown key: point at the key itself
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else best
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        best = node.start_mark.line + 1
+    return best
+
+
+def parse(text: str, source: str = "lab.yml") -> LabDefinition:
+    try:
+        tree = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise LabDefinitionError(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise LabDefinitionError(f"{source}: expected a mapping at the top level")
+    try:
+        return LabDefinition.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(tree, loc)
+        where = f":{line}" if line else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise LabDefinitionError(f"{source}{where}: {field}: {msg}{more}") from None
+
+
+def load(path: Path | None = None) -> LabDefinition:
+    path = path or default_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LabDefinitionError(f"{path}: cannot read the lab definition ({exc.strerror})") from None
+    return parse(text, str(path))
+
+
+def as_vars(lab: LabDefinition) -> dict[str, Any]:
+    """The definition with every default filled in, as plain data for Ansible and Pulumi."""
+    return {"lab": lab.model_dump(mode="json")}
+

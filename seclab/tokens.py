@@ -1,0 +1,65 @@
+"""`lab token USER`: a real OAuth2 password grant against the lab's identity provider.
+
+The user's password was generated at provisioning (`<secrets>/users/<user>.password`, 0600); reading
+it needs the same privileges as provisioning did, which is the point: tokens are for the operator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from seclab.errors import LabError
+from seclab.labdef import LabDefinition
+from seclab.status import idp_info
+
+
+def issuer(lab: LabDefinition) -> str:
+    return str(idp_info(lab)["issuer"])
+
+
+def user_password(lab: LabDefinition, username: str) -> str:
+    try:
+        lab.user(username)
+    except KeyError:
+        known = ", ".join(u.username for u in lab.users)
+        raise LabError(f"no user {username!r} in the lab definition (known: {known})") from None
+    path = Path(lab.paths.secrets) / "users" / f"{username}.password"
+    try:
+        return path.read_text().strip()
+    except PermissionError:
+        raise LabError(f"cannot read {path}: run as the user who provisioned the lab (root)") from None
+    except OSError:
+        raise LabError(f"{path} is missing: run ./lab up first") from None
+
+
+def token_endpoint(lab: LabDefinition) -> str:
+    base = idp_info(lab)["internal_url"]
+    return f"{base}/realms/{lab.identity.realm}/protocol/openid-connect/token"
+
+
+def get_access_token(lab: LabDefinition, username: str, timeout: float = 10.0) -> str:
+    password = user_password(lab, username)
+    url = token_endpoint(lab)
+    try:
+        r = httpx.post(
+            url,
+            data={
+                "grant_type": "password",
+                "client_id": lab.identity.cli_client_id,
+                "username": username,
+                "password": password,
+                "scope": "openid",
+            },
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise LabError(f"identity provider unreachable at {url} ({exc.__class__.__name__}): is the lab up?") from None
+    if r.status_code != 200:
+        try:
+            detail = r.json().get("error_description") or r.json().get("error")
+        except ValueError:
+            detail = r.text[:200]
+        raise LabError(f"token request for {username} refused ({r.status_code}): {detail}")
+    return str(r.json()["access_token"])
