@@ -9,6 +9,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iac.program import build  # noqa: E402
+from iac.program import build
 
 build()

@@ -11,6 +11,16 @@ from .model import CaSettings, CertSpec, PkiPlan
 from .plan import build_plan
 
 __all__ = [
-    "CaSettings", "CertSpec", "CertStatus", "EnsureResult", "Layout", "PkiPlan",
-    "build_plan", "ca_bundle_path", "ensure", "revoke", "rotate", "status",
+    "CaSettings",
+    "CertSpec",
+    "CertStatus",
+    "EnsureResult",
+    "Layout",
+    "PkiPlan",
+    "build_plan",
+    "ca_bundle_path",
+    "ensure",
+    "revoke",
+    "rotate",
+    "status",
 ]

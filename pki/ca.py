@@ -24,7 +24,14 @@ from pydantic import BaseModel, Field
 
 from . import issue
 from .layout import (
-    DEFAULT_PRIVATE_GROUP, KEY_MODE, PUBLIC_MODE, Layout, ensure_dirs, fix_file, lookup_user, write_atomic,
+    DEFAULT_PRIVATE_GROUP,
+    KEY_MODE,
+    PUBLIC_MODE,
+    Layout,
+    ensure_dirs,
+    fix_file,
+    lookup_user,
+    write_atomic,
 )
 from .model import CertSpec, KeyAlgorithm, PkiPlan
 
@@ -147,9 +154,8 @@ def _revoked_serials(crl: x509.CertificateRevocationList | None) -> set[int]:
 class _Run:
     """One ensure pass: holds the loaded CA material and accumulates the result."""
 
-    def __init__(self, plan: PkiPlan, layout: Layout, now: datetime, private_group: str | None) -> None:
+    def __init__(self, plan: PkiPlan, layout: Layout, now: datetime) -> None:
         self.plan, self.ca, self.layout, self.now = plan, plan.ca, layout, now
-        self.private_group = private_group
         self.result = EnsureResult()
 
     def _sync_public(self, path: Path, data: bytes) -> None:
@@ -183,7 +189,9 @@ class _Run:
             reason = "due for renewal"
         if reason is not None:
             key = issue.generate_key(ca.key_algorithm)
-            cert = issue.issue_root(key, ca.root_common_name, ca.organization, self.now, ca.root_lifetime_days)
+            cert = issue.issue_root(
+                key, ca.root_common_name, ca.organization, self.now, ca.root_lifetime_days
+            )
             write_atomic(L.root_key, issue.key_pem(key), KEY_MODE)
             write_atomic(L.root_cert, issue.cert_pem(cert), PUBLIC_MODE)
             self._issued("root", reason)
@@ -211,7 +219,12 @@ class _Run:
         if reason is not None:
             key = issue.generate_key(ca.key_algorithm)
             cert = issue.issue_intermediate(
-                key, ca.intermediate_common_name, ca.organization, root, root_key, self.now,
+                key,
+                ca.intermediate_common_name,
+                ca.organization,
+                root,
+                root_key,
+                self.now,
                 ca.intermediate_lifetime_days,
             )
             write_atomic(L.intermediate_key, issue.key_pem(key), KEY_MODE)
@@ -287,7 +300,9 @@ class _Run:
         """
         old = _read_crl(path)
         add = list(add)
-        fresh = old is not None and old.is_signature_valid(ca_cert.public_key()) and old.issuer == ca_cert.subject
+        fresh = (
+            old is not None and old.is_signature_valid(ca_key.public_key()) and old.issuer == ca_cert.subject
+        )
         entries: list[x509.RevokedCertificate] = list(old) if (fresh and old is not None) else []
         known = {e.serial_number for e in entries}
         new = [e for e in add if e.serial_number not in known]
@@ -322,7 +337,7 @@ def _converge(
     private_group: str | None,
 ) -> EnsureResult:
     layout = Layout(Path(directory))
-    run = _Run(plan, layout, _now(now), private_group)
+    run = _Run(plan, layout, _now(now))
     with _locked(layout):
         if ensure_dirs(layout, private_group):
             run.result.fixed.append(str(layout.root))
@@ -343,7 +358,9 @@ def _converge(
         revoked = _revoked_serials(crl)
         for spec in plan.certs:
             run.leaf(spec, inter, inter_key, revoked, spec.name in force)
-        run._sync_public(layout.crl_bundle, layout.intermediate_crl.read_bytes() + layout.root_crl.read_bytes())
+        run._sync_public(
+            layout.crl_bundle, layout.intermediate_crl.read_bytes() + layout.root_crl.read_bytes()
+        )
     r = run.result
     r.changed = bool(r.issued or r.fixed or r.crl_updated)
     return r
@@ -380,7 +397,9 @@ def rotate(
         raise KeyError(f"unknown certificate(s): {', '.join(sorted(unknown))}")
     # One run: the old serials go on the CRL first, then the forced leaves are re-issued.
     rev = {n: x509.ReasonFlags.superseded for n in wanted} if revoke_old else None
-    return _converge(plan, Path(directory), now=now, force=wanted, revoke_add=rev, private_group=private_group)
+    return _converge(
+        plan, Path(directory), now=now, force=wanted, revoke_add=rev, private_group=private_group
+    )
 
 
 def revoke(
@@ -403,12 +422,14 @@ def revoke(
     if _read_cert(layout.cert(name)) is None:
         raise FileNotFoundError(f"no certificate {name!r} under {directory}; run `lab pki init` first")
     if reissue:
-        return _converge(plan, layout.root, now=now, force={name}, revoke_add={name: reason},
-                         private_group=private_group)
+        return _converge(
+            plan, layout.root, now=now, force={name}, revoke_add={name: reason}, private_group=private_group
+        )
     # Converge everything except the named leaf, which must stay as it is (revoked) for now.
     only_others = PkiPlan(ca=plan.ca, certs=tuple(c for c in plan.certs if c.name != name))
-    return _converge(only_others, layout.root, now=now, force=set(), revoke_add={name: reason},
-                     private_group=private_group)
+    return _converge(
+        only_others, layout.root, now=now, force=set(), revoke_add={name: reason}, private_group=private_group
+    )
 
 
 def _verify(
@@ -450,12 +471,20 @@ def status(plan: PkiPlan, directory: Path | str, *, now: datetime | None = None)
                 key_owner = str(st.st_uid)
         out.append(
             CertStatus(
-                name=name, kind=kind, subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
-                sans=issue.sans_of(cert), serial=format(cert.serial_number, "x"),
-                not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+                name=name,
+                kind=kind,
+                subject=cert.subject.rfc4514_string(),
+                issuer=cert.issuer.rfc4514_string(),
+                sans=issue.sans_of(cert),
+                serial=format(cert.serial_number, "x"),
+                not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc,
                 days_left=round((cert.not_valid_after_utc - t).total_seconds() / 86400, 1),
-                verifies=err is None, error=err, revoked=cert.serial_number in revoked and kind != "root",
-                key_mode=key_mode, key_owner=key_owner,
+                verifies=err is None,
+                error=err,
+                revoked=cert.serial_number in revoked and kind != "root",
+                key_mode=key_mode,
+                key_owner=key_owner,
             )
         )
 
@@ -464,7 +493,13 @@ def status(plan: PkiPlan, directory: Path | str, *, now: datetime | None = None)
         _row("root", "ca", root, None if self_ok else "not self-signed or expired", layout.root_key)
     if inter is not None:
         ok = root is not None and _issued_by(inter, root) and inter.not_valid_after_utc >= t
-        _row("intermediate", "ca", inter, None if ok else "not issued by the root or expired", layout.intermediate_key)
+        _row(
+            "intermediate",
+            "ca",
+            inter,
+            None if ok else "not issued by the root or expired",
+            layout.intermediate_key,
+        )
     for spec in plan.certs:
         cert = _read_cert(layout.cert(spec.name))
         if cert is None:

@@ -35,7 +35,7 @@ def generate_key(algorithm: KeyAlgorithm) -> PrivateKey:
     raise ValueError(f"unknown key algorithm {algorithm!r}")
 
 
-def hash_for(key: PrivateKey) -> hashes.HashAlgorithm:
+def hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
     # SHA-384 with P-384 keeps the security levels matched (NIST SP 800-57); SHA-256 otherwise.
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
         return hashes.SHA384()
@@ -62,14 +62,23 @@ def load_key(data: bytes) -> PrivateKey:
 
 
 def _name(cn: str, org: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org), x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    )
 
 
 def _ca_key_usage() -> x509.KeyUsage:
     # A CA key signs certificates and CRLs, nothing else (RFC 5280 4.2.1.3).
     return x509.KeyUsage(
-        digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -92,7 +101,13 @@ def issue_root(key: PrivateKey, cn: str, org: str, now: datetime, days: int) -> 
 
 
 def issue_intermediate(
-    key: PrivateKey, cn: str, org: str, root_cert: x509.Certificate, root_key: PrivateKey, now: datetime, days: int
+    key: PrivateKey,
+    cn: str,
+    org: str,
+    root_cert: x509.Certificate,
+    root_key: PrivateKey,
+    now: datetime,
+    days: int,
 ) -> x509.Certificate:
     """Intermediate, pathLen 0: it signs leaves only, so a stolen leaf key can never act as a CA."""
     not_after = min(now + timedelta(days=days), root_cert.not_valid_after_utc)
@@ -140,9 +155,15 @@ def issue_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=rsa_key,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=rsa_key,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )

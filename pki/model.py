@@ -41,7 +41,7 @@ class CertSpec(_Strict):
     reload_hint: str | None = Field(default=None, description="how the service picks up a new cert")
 
     @model_validator(mode="after")
-    def _has_identity(self) -> "CertSpec":
+    def _has_identity(self) -> CertSpec:
         # RFC 6125 / RFC 9525: peers match names in the SAN, never in the CN, so every leaf needs one.
         if not (self.dns_names or self.ip_addresses or self.uris):
             raise ValueError(f"certificate {self.name!r} needs at least one subject alternative name")
@@ -70,7 +70,7 @@ class PkiPlan(_Strict):
     certs: tuple[CertSpec, ...]
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "PkiPlan":
+    def _unique_names(self) -> PkiPlan:
         names = [c.name for c in self.certs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -24,7 +24,11 @@ LOOPBACK_IPS = (ip_address("127.0.0.1"), ip_address("::1"))
 SERVERS: dict[str, tuple[str | None, str, str]] = {
     "edge": (None, "nginx TLS edge (public HTTPS)", "nginx -s reload (graceful: old workers finish)"),
     "app": ("seclab", "FastAPI app behind the edge (mTLS from nginx)", "supervisorctl signal HUP app"),
-    "idp": ("seclab", "identity provider (Keycloak or stand-in) behind the edge", "supervisorctl restart idp"),
+    "idp": (
+        "seclab",
+        "identity provider (Keycloak or stand-in) behind the edge",
+        "supervisorctl restart idp",
+    ),
     "postgres": ("postgres", "PostgreSQL server TLS", "pg_ctlcluster 15 main reload (SIGHUP re-reads ssl_*)"),
     "redis": ("redis", "Redis server TLS", "redis-cli CONFIG SET tls-cert-file ... (re-loads TLS)"),
     "prometheus": ("prometheus", "Prometheus web TLS", "re-read per handshake (web.yml)"),

@@ -47,7 +47,9 @@ async def _run_one(command: str, timeout_s: float) -> HookResult:
         proc.kill()
         await proc.wait()
         return HookResult(command=command, returncode=None, output=f"timed out after {timeout_s}s")
-    return HookResult(command=command, returncode=proc.returncode, output=out.decode(errors="replace")[-2000:])
+    return HookResult(
+        command=command, returncode=proc.returncode, output=out.decode(errors="replace")[-2000:]
+    )
 
 
 async def run_hooks(commands: list[str], timeout_s: float = 30.0) -> list[HookResult]:

@@ -208,7 +208,7 @@ def bench(
 def main() -> None:
     _mount_subapps()
     try:
-        cli()
+        cli(prog_name="lab")
     except LabError as exc:
         if _state["debug"]:
             raise

@@ -109,6 +109,15 @@ class Edge(_Strict):
     waf: Waf = Waf()
 
 
+class Pki(_Strict):
+    key_algorithm: Literal["ecdsa-p256", "ecdsa-p384", "rsa-3072"] = "ecdsa-p256"
+    leaf_lifetime_days: int = Field(default=30, ge=1, le=398, description="short leaves instead of OCSP")
+    intermediate_lifetime_days: int = Field(default=365, ge=1)
+    root_lifetime_days: int = Field(default=1825, ge=1)
+    crl_lifetime_days: int = Field(default=30, ge=1)
+    renew_fraction: float = Field(default=1 / 3, gt=0, lt=1, description="renew when less than this is left")
+
+
 class AIProvider(_Strict):
     name: str = Field(pattern=NAME_RE)
     kind: Literal["openai", "llama_cpp", "deterministic"]
@@ -153,6 +162,7 @@ class LabDefinition(_Strict):
     limits: Limits = Limits()
     identity: Identity = Identity()
     edge: Edge = Edge()
+    pki: Pki = Pki()
     ai: AI = AI()
     performance: Performance = Performance()
 

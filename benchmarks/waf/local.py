@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,7 @@ load_module {module};
 {user_line}
 worker_processes 1;
 pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log warn;
+error_log {prefix}/logs/error.log info;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
@@ -235,3 +236,22 @@ def nginx_test_config(main_conf: Path, problem_pages: Path) -> subprocess.Comple
         return subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+_LOG_ID = re.compile(r'\[id "(\d+)"\]')
+_LOG_UID = re.compile(r'\[unique_id "([^"]+)"\]')
+
+
+def rule_ids_by_request(inst: WafInstance) -> dict[str, list[str]]:
+    """Matched rule ids per transaction id (= $request_id, see nginx/problem-pages.conf) from error_log."""
+    out: dict[str, list[str]] = {}
+    log = inst.prefix / "logs" / "error.log"
+    if not log.exists():
+        return out
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if "ModSecurity:" not in line:
+            continue
+        rid, uid = _LOG_ID.search(line), _LOG_UID.search(line)
+        if rid and uid:
+            out.setdefault(uid.group(1), []).append(rid.group(1))
+    return out

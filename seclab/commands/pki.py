@@ -27,7 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-LabOpt = Annotated[Path | None, typer.Option("--lab", help="lab definition (default: lab.yml / SECLAB_LAB_FILE)")]
+LabOpt = Annotated[
+    Path | None, typer.Option("--lab", help="lab definition (default: lab.yml / SECLAB_LAB_FILE)")
+]
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="PKI directory (default: lab.yml paths.pki)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ReloadOpt = Annotated[
@@ -38,7 +40,9 @@ ReloadOpt = Annotated[
         "'supervisorctl signal HUP app' (repeatable; no shell)",
     ),
 ]
-GroupOpt = Annotated[str, typer.Option("--private-group", help="group allowed to traverse private/ ('' = none)")]
+GroupOpt = Annotated[
+    str, typer.Option("--private-group", help="group allowed to traverse private/ ('' = none)")
+]
 
 REASONS = {r.name: r for r in x509.ReasonFlags if r not in (x509.ReasonFlags.remove_from_crl,)}
 
@@ -116,8 +120,14 @@ def status_cmd(lab_file: LabOpt = None, directory: DirOpt = None, as_json: JsonO
             table.add_column(col)
         for r in rows:
             table.add_row(
-                r.name, r.kind, r.subject, ", ".join(r.sans), r.issuer, r.not_after.strftime("%Y-%m-%d %H:%M"),
-                f"{r.days_left:.1f}", "yes" if r.verifies else f"NO: {r.error}",
+                r.name,
+                r.kind,
+                r.subject,
+                ", ".join(r.sans),
+                r.issuer,
+                r.not_after.strftime("%Y-%m-%d %H:%M"),
+                f"{r.days_left:.1f}",
+                "yes" if r.verifies else f"NO: {r.error}",
             )
         Console(width=200).print(table)
         if missing:
@@ -128,7 +138,9 @@ def status_cmd(lab_file: LabOpt = None, directory: DirOpt = None, as_json: JsonO
 
 @app.command("rotate")
 def rotate_cmd(
-    names: Annotated[list[str] | None, typer.Argument(help="certificates to rotate (default: all leaves)")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="certificates to rotate (default: all leaves)")
+    ] = None,
     lab_file: LabOpt = None,
     directory: DirOpt = None,
     reload: ReloadOpt = None,
@@ -139,7 +151,9 @@ def rotate_cmd(
     """Issue new keys and certificates now, then run the --reload hooks so services pick them up."""
     lab, d = _context(lab_file, directory)
     try:
-        result = rotate(build_plan(lab), d, names or None, revoke_old=revoke_old, private_group=private_group or None)
+        result = rotate(
+            build_plan(lab), d, names or None, revoke_old=revoke_old, private_group=private_group or None
+        )
     except KeyError as exc:
         typer.echo(str(exc.args[0]), err=True)
         raise typer.Exit(2) from None
@@ -166,8 +180,14 @@ def revoke_cmd(
         raise typer.Exit(2)
     lab, d = _context(lab_file, directory)
     try:
-        result = revoke(build_plan(lab), d, name, reason=REASONS[reason], reissue=reissue,
-                        private_group=private_group or None)
+        result = revoke(
+            build_plan(lab),
+            d,
+            name,
+            reason=REASONS[reason],
+            reissue=reissue,
+            private_group=private_group or None,
+        )
     except (KeyError, FileNotFoundError) as exc:
         typer.echo(f"cannot revoke: {exc}", err=True)
         raise typer.Exit(2) from None

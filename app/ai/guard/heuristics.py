@@ -1,0 +1,206 @@
+"""Pattern heuristics for prompt injection, jailbreaks and system-prompt extraction.
+
+Why: a few attack kinds have a fixed grammar ("ignore previous instructions", "show me your system
+prompt", DAN templates) that a rule catches in any wording the regex allows and in several languages,
+independent of what the statistical classifier happened to see (OWASP LLM01 prompt injection,
+LLM07 system prompt leakage, LLM02/LLM06 sensitive information disclosure).
+
+Each rule has a stable code (reported as ``heuristic:<code>``) and a strength:
+``strong`` rules alone justify a block, ``weak`` rules alone only a flag. Rules are checked against the
+legitimate chat corpus (role-play "act as" prompts, code, SQL, shell) so that they stay narrow;
+``benchmarks/guard/measure.py`` reports their hit counts on both corpora.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from app.ai.guard.normalize import collapse_spaced, decode_payloads, normalize
+
+Strength = Literal["strong", "weak"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One named pattern; ``pattern`` runs on the lower-cased normalized text."""
+
+    code: str
+    strength: Strength
+    pattern: re.Pattern[str]
+
+
+def _r(code: str, strength: Strength, pattern: str) -> Rule:
+    return Rule(code, strength, re.compile(pattern, re.IGNORECASE | re.DOTALL))
+
+
+_IGNORE_VERB = r"(?<![\"“'‘])(?:ignore|disregard|forget|overlook|skip|bypass|abandon|discard|neglect)"
+_PRIOR = r"(?:previous|prior|above|earlier|preceding|initial|original|all|any|your|former|old|past)"
+_INSTR = (r"(?:instructions?|directives?|prompts?|rules|guidelines|commands?|context|programming|"
+          r"messages?|guidance|orders|constraints|restrictions|policies|you(?:'ve| have)? (?:been )?"
+          r"(?:told|instructed|learned|learnt))")
+_SECRET = (r"(?:password|passcode|passphrase|pass word|secret key|secret code|secret word|api key|"
+           r"access key|private key|access code|credentials|confidential string|pin code)")
+_SYS = (r"(?:system|initial|original|starting|hidden|secret|internal|developer|pre-?prompt|"
+        r"startup|initialization)")
+_SYS_OBJ = r"(?:prompt|instructions?|message|configuration|config|directives?|rules|guidelines)"
+_PERSONAL = (r"(?:birth ?date|date of birth|birth (?:year|month|day|place)|birthday|email address|"
+             r"e-mail address|home address|(?:current )?city of residence|phone number|social security|"
+             r"initials|favou?rite colou?r|address|location|salary|medical)")
+
+RULES: tuple[Rule, ...] = (
+    # --- LLM01: instruction override ------------------------------------------------------------
+    _r("ignore-previous-instructions", "strong",
+       rf"\b{_IGNORE_VERB}\b[^.?!\n]{{0,40}}?\b{_PRIOR}\b[^.?!\n]{{0,40}}?\b{_INSTR}"),
+    _r("ignore-previous-instructions", "strong",
+       rf"\b{_IGNORE_VERB} (?:everything|all) (?:(?:that )?you(?:'ve| have)? (?:been|were) "
+       rf"(?:told|instructed|taught)|(?:written |said )?(?:above|before))"),
+    _r("ignore-previous-instructions", "strong",
+       r"\b(?:ignore|disregard) the (?:above|previous|preceding)\b|\bforget about that\b"),
+    _r("ignore-previous-instructions-ml", "strong",
+       r"(?<![\"“'‘])(?:(?:ignor[ae]|olvid[ae]|olvida|descart[ae])\w* (?:\w+ ){0,3}(?:las |tus |sus )?instrucciones"
+       r"|(?:ignore[rz]?|oublie[rz]?) (?:\w+ ){0,3}(?:les |vos |tes )?(?:instructions|consignes)"
+       r"|ignorier\w* (?:\w+ ){0,3}(?:anweisungen|instruktionen|vorgaben)"
+       r"|vergiss (?:\w+ ){0,3}(?:anweisungen|instruktionen|vorgaben)"
+       r"|(?:ignora|dimentica)\w* (?:\w+ ){0,3}(?:le |tutte le )?istruzioni"
+       r"|(?:ignor[ea]|esque[cç]a)\w* (?:\w+ ){0,3}(?:as )?instru[cç][õo]es"
+       r"|(?:игнорир|забуд|проигнорир)\w* (?:\w+ ){0,3}(?:инструкц|указани|правил)"
+       r"|(?:忽略|无视|忘记|忽视)(?:之前|以前|上面|先前|上述|所有|你的)"
+       r"|(?:以前|前|これまで|上記)の(?:指示|命令)を(?:無視|忘れ))"),
+    _r("new-instructions", "weak",
+       r"\b(?:new|updated|real|actual|true) (?:instructions|directives|system prompt)\s*(?::|are|follow)"),
+    _r("instruction-boundary", "weak",
+       r"<\|im_start\|>|<\|(?:system|assistant)\|>|\[inst\].{0,2000}\[/inst\]|<</?sys>>"),
+    # --- jailbreak templates (DAN and friends) ----------------------------------------------------
+    _r("jailbreak-dan", "strong",
+       r"\bdo anything now\b|\bdan mode\b|\bdeveloper mode (?:enabled|output|on)\b|\benable developer mode\b"
+       r"|\bjailbroken\b|/jailbreak\b|\[jailbreak\]|\bjailbreak(?:ed)? (?:mode|enabled|activated|version)\b"
+       r"|\[🔓|\bstay (?:a|in) dan\b|\bdude mode\b|\bantidan\b|\bstrive to avoid norms\b"),
+    _r("jailbreak-no-restrictions", "strong",
+       r"\b(?:no|without|free (?:of|from)|broken free of|freed from|not bound by|ignores?|bypass(?:es)?|"
+       r"doesn'?t (?:have|follow)|don'?t (?:have|follow)|does not (?:have|follow)|do not (?:have|follow)|"
+       r"outside (?:of )?|any) (?:(?:any|the|all) )?(?:typical |usual |)(?:ethical|moral|morality|ethics|"
+       r"content|safety|openai'?s?|censorship) ?(?:guidelines|restrictions|filters?|constraints|boundaries|"
+       r"limits|limitations|policies|policy|rules|confines|principles|standards|considerations)"),
+    _r("jailbreak-policy-evasion", "strong",
+       r"\b(?:ignore|bypass|violat\w*|break\w*|against|evade|circumvent|free from|not bound by|doesn'?t follow|"
+       r"don'?t follow|outside)\b[^.\n]{0,30}\bopenai'?s? (?:content )?polic(?:y|ies)\b"
+       r"|\b(?:unfiltered|uncensored|amoral|unrestricted|unethical) (?:ai|chatbot|bot|model|assistant|"
+       r"language model|version|mode)\b"
+       r"|\bwithout (?:any )?(?:censorship|filtering|restrictions|limitations|warnings|disclaimers)\b"
+       r"|\b(?:never|not|won'?t|will not|don'?t|do not) (?:refuse|decline)\b"
+       r"|\bcan'?t say no\b|\bno (?:limits|restrictions|boundaries|censorship)\b"),
+    _r("jailbreak-dual-response", "strong",
+       r"\b(?:two|2) (?:different |separate )+(?:ways|responses|answers|paragraphs)\b"
+       r"|\[(?:gpt|classic|chatgpt|normal)\]:?.{0,400}\[(?:jailbreak|dan|[a-z]+ ?mode|[a-z]+)\]"),
+    _r("persona-override", "weak",
+       r"\b(?:from now on|for the rest of (?:this|our) conversation)\b.{0,120}?\b(?:you (?:are|will be|"
+       r"must|shall)(?: now)?|act as|pretend)\b.{0,200}?\b(?:no |not |never |any(?:thing)? )"
+       r"|\byou are (?:now )?(?:free|freed|liberated|unchained|unleashed)\b"),
+    _r("authority-mode-switch", "strong",
+       r"<\s*system mode\s*>|\bsystem mode activated\b|\b(?:maintenance|god|admin(?:istrator)?|"
+       r"override|sudo) mode\b|\b(?:administrator|admin|system|law enforcement) override\b"
+       r"|\bi(?:'m| am) (?:your|the) (?:developer|creator|maintainer|administrator|admin|owner)\b"),
+    # --- LLM07: system prompt leakage -------------------------------------------------------------
+    _r("system-prompt-extraction", "strong",
+       rf"\b(?:show|print|reveal|display|output|repeat|dump|tell|give|share|leak|disclose|encode|translate|"
+       rf"recite|write out|list|see|view|access|read|get|what (?:are|were|is|was)|what's)\b[^.?!\n]{{0,40}}?\b(?:your|the|my|this|its)?"
+       rf" ?{_SYS}[ _-]?{_SYS_OBJ}"),
+    _r("system-prompt-extraction", "strong",
+       r"\b(?:repeat|print|output|show|copy)\b[^.?!\n]{0,30}\b(?:the )?(?:text|words|everything|"
+       r"conversation|instructions|prompt|message)s? (?:above|before this|so far|back to me)|"
+       r"\brepeat (?:the |all |everything )?(?:above|previous|preceding|prior)\b|"
+       r"\bwhat (?:were|was) you (?:told|given|instructed)\b|\binitiali[sz]ation string\b|"
+       r"\bwhat are you not (?:supposed|allowed) to (?:tell|say|reveal)\b|"
+       r"\b(?:text|instructions?) you were given (?:initially|at the start|first)\b|"
+       r"\bbeginning with \W?you are\b|\b(?:display|show|print|output|reveal) (?:your |the )?system configuration\b|"
+       r"\b(?:opposite|reverse) of your (?:system )?(?:instructions|prompt|rules)\b"),
+    # --- LLM02/LLM06: secrets and other users' data ---------------------------------------------
+    _r("secret-extraction", "strong",
+       rf"\b(?:what(?:'s| is| was)|tell me|share|reveal|give me|confirm|send|provide|disclose|leak|"
+       rf"show|print|write|encode|spell|type|say|know|need|ask (?:you )?for|access)\b[^.?!\n]{{0,40}}?"
+       rf"\b(?:your|the|our|system|admin|its|this)(?:'s)?(?: (?:system|admin|account|master|root|wifi|database|server|"
+       rf"secret|current)(?:'s)?)? {_SECRET}\b"),
+    _r("secret-extraction", "strong",
+       rf"\b(?:poem|haiku|story|song|riddle|limerick|acrostic) (?:about|on|using|with) (?:the|your|our) "
+       rf"{_SECRET}\b|\b{_SECRET}\b[^.?!\n]{{0,20}}\b(?:in|into|as|using) (?:leetspeak|base64|hex|"
+       rf"reverse|pig latin|morse)"),
+    _r("secret-extraction-ml", "strong",
+       r"(?:cu[aá]l es|dame|dime|revela) (?:la |tu |su )?contraseña|(?:ihr|dein|das) passwort (?:geben|verraten|"
+       r"sagen|nennen)|(?:quel est|donne-moi|r[ée]v[èe]le) (?:le |ton |votre )?mot de passe|"
+       r"(?:какой|скажи|назови) (?:\w+ )?пароль|パスワードは何|パスワードを教え|密码是什么|告诉我(?:你的)?密码|"
+       r"qual (?:[ée] )?a (?:sua )?senha|wat is (?:het|je|uw) wachtwoord|qual [èe] la password"),
+    _r("other-user-data", "weak",
+       rf"\b(?:tell|give|share|reveal|encode|translate|write|what(?:'s| is| was)|where|spell|show|know|"
+       rf"need|letter of)\b"
+       rf"[^.?!\n]{{0,30}}\bthe user'?s\b[^.?!\n]{{0,30}}\b{_PERSONAL}|\b(?:where|which city) (?:does|is) [a-z]+ "
+       rf"[a-z]+ (?:live|living|reside)|\b(?:tell|give|share|send)\b[^.?!\n]{{0,20}}\b[a-z]+'s "
+       rf"(?:{_PERSONAL})\b|\busers? in your database\b|\bwhere is the user\b"
+       rf"|\busing [a-z]+'s (?:email address|phone number|home address|birth ?date)\b"),
+    _r("embedded-instruction", "weak",
+       r"(?<![\"“'‘])\b(?:ignore|disregard|ignorez|ignora|ignoriere) (?:the|this|la|le|die|el) "
+       r"(?:webpage|web page|page|function|fonction|funktion|función|document|paper|email|e-mail|article|"
+       r"resume|content|task|question|code|table)\b[^.\n]{0,20}\b(?:and|et|und|y|e)\b"
+       r"|<!--(?:(?!-->).){0,400}?\b(?:you must|you should|assistant|the ai|the model|respond with|"
+       r"reply with|instead|state that|tell the user|print|output)\b"),
+    # --- obfuscation -----------------------------------------------------------------------------
+    _r("payload-splitting", "weak",
+       r"\b(?:let'?s assume we have|assume we have|given) (?:three|two|four|3|2|4) strings\b|"
+       r"\bwrite down the string [a-z] ?= ?[a-z] ?\+|\binterlace part 1\b|"
+       r"\bcombine [a-z], [a-z],? and [a-z]\b"),
+    _r("decode-and-follow", "weak",
+       r"\b(?:decode|decipher|translate|convert)\b[^.?!\n]{0,40}\b(?:morse|hex(?:adecimal)?|binary|base64|"
+       r"caesar|rot13|rot-13|cipher)\b[^.?!\n]{0,60}\b(?:tell me what it says|follow|execute|do what|"
+       r"answer)|\brot-?13 encode\b|\bencode (?:it|this|that|each part|your \w+) (?:in|using|with) base64\b"),
+)
+
+_STRONG_SCORE = 0.97
+_WEAK_SCORE = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class HeuristicResult:
+    """Codes that matched and the score they imply on their own."""
+
+    codes: tuple[str, ...]
+    score: float
+    strong: bool
+
+
+def views(text: str) -> tuple[list[str], int]:
+    """Lower-cased views every rule runs on: normalized, letter-collapsed, then decoded payloads.
+
+    Returns the views and how many of them are plain (not decoded) text.
+    """
+    norm = normalize(text)
+    low = norm.lower()
+    out = [low]
+    collapsed = collapse_spaced(low)
+    if collapsed != low:
+        out.append(collapsed)
+    plain = len(out)
+    out.extend(normalize(p).lower() for p in decode_payloads(norm))
+    return out, plain
+
+
+def scan(text: str, max_chars: int = 20000) -> HeuristicResult:
+    """Run every rule on every view of ``text`` (long texts: first and last part, bounded work)."""
+    if len(text) > max_chars:
+        text = text[: max_chars - 4000] + "\n" + text[-4000:]
+    codes: list[str] = []
+    strong = False
+    vs, plain = views(text)
+    for i, view in enumerate(vs):
+        for rule in RULES:
+            if rule.code in codes:
+                continue
+            if rule.pattern.search(view):
+                codes.append(rule.code)
+                strong = strong or rule.strength == "strong"
+                if i >= plain and "encoded-payload" not in codes:
+                    codes.append("encoded-payload")
+    if len(vs) > plain and "encoded-payload" not in codes:
+        codes.append("encoded-payload")
+    score = _STRONG_SCORE if strong else (_WEAK_SCORE if codes else 0.0)
+    return HeuristicResult(tuple(codes), score, strong)

@@ -1,0 +1,146 @@
+"""Dependencies shared by the routers: settings, tenant transaction, owner connection, rate limits, paging."""
+
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Query, Request
+from tortoise.exceptions import BaseORMException
+
+from app.ai.providers.base import Provider
+from app.ai.screening import Verdict
+from app.core.config import Settings
+from app.core.pagination import decode_cursor
+from app.core.problems import Problem
+from app.core.ratelimit import RateLimiter, client_address
+from app.core.security import TENANT_RE, Principal, get_principal, require_role
+from app.db.connect import connect_owner
+from app.db.tenancy import tenant_transaction
+from seclab.labdef import LabDefinition
+
+log = logging.getLogger("seclab.app")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_lab(request: Request) -> LabDefinition:
+    return request.app.state.lab
+
+
+def get_provider(request: Request) -> Provider:
+    return request.app.state.provider
+
+
+def get_screener(request: Request) -> Callable[[str], Awaitable[Verdict]]:
+    return request.app.state.screener
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+LabDep = Annotated[LabDefinition, Depends(get_lab)]
+ProviderDep = Annotated[Provider, Depends(get_provider)]
+ScreenerDep = Annotated[Callable[[str], Awaitable[Verdict]], Depends(get_screener)]
+
+
+def _too_many(retry_after: int, what: str) -> Problem:
+    return Problem(429, "rate-limited", f"{what} rate limit exceeded", headers={"Retry-After": str(retry_after)})
+
+
+async def limit_by_address(request: Request, lab: LabDep, settings: SettingsDep) -> None:
+    """Runs before token validation, so token guessing is limited too."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    peer = request.client.host if request.client else None
+    addr = client_address(peer, request.headers.get("x-forwarded-for"), settings.is_trusted_proxy)
+    d = await limiter.hit("addr", addr, lab.limits.rate_limits.per_address_per_minute)
+    if not d.allowed:
+        raise _too_many(d.retry_after_s, "per-address")
+
+
+def authorized(role: str, *, tenant: bool) -> Any:
+    """Role check (403) then the per-user rate limit (429)."""
+    role_dep = require_role(role, tenant=tenant)
+
+    async def _dep(request: Request, lab: LabDep, principal: Annotated[Principal, Depends(role_dep)]) -> Principal:
+        limiter: RateLimiter = request.app.state.rate_limiter
+        d = await limiter.hit("user", principal.sub, lab.limits.rate_limits.per_user_per_minute)
+        if not d.allowed:
+            raise _too_many(d.retry_after_s, "per-user")
+        return principal
+
+    return _dep
+
+
+ChatUser = Annotated[Principal, Depends(authorized("user", tenant=True))]
+TenantAdmin = Annotated[Principal, Depends(authorized("tenant-admin", tenant=True))]
+LabAdmin = Annotated[Principal, Depends(authorized("lab-admin", tenant=False))]
+
+
+async def tenant_db(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> AsyncIterator[Any]:
+    """The request's one transaction, already under SET LOCAL ROLE/search_path of the caller's tenant.
+
+    Exits (commit or rollback) before the response is sent (scope="function"), so a 201 is never
+    returned for a write that did not commit.
+    """
+    if principal.tenant is None or not TENANT_RE.match(principal.tenant):
+        raise Problem(403, "forbidden", "the token carries no valid tenant claim")
+    try:
+        cm = tenant_transaction(request.app.state.orm, principal.tenant)
+        tx = await cm.__aenter__()
+    except BaseORMException as exc:
+        # Unknown or deleted tenant: its role is gone or no longer granted to the app.
+        log.info("tenant switch refused", extra={"error.type": type(exc).__name__})
+        raise Problem(403, "forbidden", "unknown tenant") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("database unavailable", extra={"error.type": type(exc).__name__})
+        raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
+    try:
+        yield tx
+    except BaseException as exc:
+        if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await cm.__aexit__(None, None, None)
+
+
+TenantDB = Annotated[Any, Depends(tenant_db, scope="function")]
+
+
+async def owner_conn(settings: SettingsDep) -> AsyncIterator[asyncpg.Connection]:
+    """A privileged connection, opened only after the lab-admin check (least privilege, ASVS 4.0.3 V4.1.3)."""
+    try:
+        conn = await connect_owner(settings)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("database unavailable", extra={"error.type": type(exc).__name__})
+        raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+OwnerConn = Annotated[asyncpg.Connection, Depends(owner_conn, scope="function")]
+
+
+class Page:
+    """`?limit=&cursor=`: limit bounded by lab.yml page_size_max (422 above, OWASP API4:2023)."""
+
+    def __init__(self, limit: int, after: int | None) -> None:
+        self.limit = limit
+        self.after = after
+
+
+async def page_params(
+    lab: LabDep,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="page size (<= limits.page_size_max)")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="opaque cursor from next_cursor")] = None,
+) -> Page:
+    size = limit if limit is not None else lab.limits.page_size_default
+    if size > lab.limits.page_size_max:
+        raise Problem(422, "validation", f"limit must be <= {lab.limits.page_size_max}")
+    return Page(min(size, lab.limits.page_size_max), decode_cursor(cursor))
+
+
+PageDep = Annotated[Page, Depends(page_params)]

@@ -1,0 +1,11 @@
+"""The `/api/v1` router: the address rate limit runs first on every API route."""
+
+from fastapi import APIRouter, Depends
+
+from app.api.deps import limit_by_address
+from app.api.routes import admin, chat, tenant
+
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(limit_by_address)])
+api_router.include_router(chat.router)
+api_router.include_router(tenant.router)
+api_router.include_router(admin.router)

@@ -1,0 +1,41 @@
+"""Lab-admin routes: tenants (same code as `python -m app.db.admin`) and audit verification."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from app.api.deps import LabAdmin, OwnerConn, SettingsDep
+from app.core.problems import Problem
+from app.db import tenancy
+from app.models.api import AdminActionOut, AuditVerifyOut, TenantCreate, TenantList, TenantOut
+
+router = APIRouter(prefix="/admin", tags=["lab-admin"])
+TenantName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
+
+
+@router.get("/tenants", response_model=TenantList)
+async def list_tenants(admin: LabAdmin, conn: OwnerConn) -> TenantList:
+    await tenancy.ensure_lab_schema(conn)
+    return TenantList(items=[TenantOut(**t) for t in await tenancy.list_tenants(conn)])
+
+
+@router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=AdminActionOut)
+async def create_tenant(body: TenantCreate, admin: LabAdmin, conn: OwnerConn, settings: SettingsDep) -> AdminActionOut:
+    actions = await tenancy.create_tenant(conn, body.name, admin.sub, settings.db_user)
+    return AdminActionOut(changed=bool(actions), actions=actions)
+
+
+@router.delete("/tenants/{name}", response_model=AdminActionOut)
+async def delete_tenant(name: TenantName, admin: LabAdmin, conn: OwnerConn, settings: SettingsDep) -> AdminActionOut:
+    actions = await tenancy.delete_tenant(conn, name, admin.sub, settings.db_user)
+    if not actions:
+        raise Problem(404, "not-found", "no such tenant")
+    return AdminActionOut(changed=True, actions=actions)
+
+
+@router.get("/audit/verify", response_model=AuditVerifyOut)
+async def verify_audit(admin: LabAdmin, conn: OwnerConn) -> AuditVerifyOut:
+    tables, brk = await tenancy.verify_all(conn)
+    return AuditVerifyOut(ok=brk is None, tables=tables, broken=brk.model_dump() if brk else None)

@@ -1,0 +1,113 @@
+"""Chat CRUD. Every function takes the tenant transaction (`db`) from app/db/tenancy.py.
+
+Rows are also filtered by owner: the schema separates tenants, the owner filter separates users
+inside a tenant (OWASP API1:2023 broken object level authorization).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from uuid import UUID
+
+from app.models.db import Conversation, Message
+
+
+async def create_conversation(db: Any, owner: str, title: str) -> Conversation:
+    return await Conversation.create(using_db=db, id=uuid.uuid4(), owner_sub=owner, title=title)
+
+
+async def get_conversation(db: Any, owner: str, conversation_id: UUID) -> Conversation | None:
+    return await Conversation.filter(id=conversation_id, owner_sub=owner).using_db(db).first()
+
+
+async def list_conversations(
+    db: Any, owner: str, limit: int, after_seq: int | None
+) -> tuple[list[Conversation], int | None]:
+    """Newest first; the cursor is the last seq seen."""
+    qs = Conversation.filter(owner_sub=owner)
+    if after_seq is not None:
+        qs = qs.filter(seq__lt=after_seq)
+    rows = await qs.order_by("-seq").limit(limit + 1).using_db(db)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].seq if more and rows else None)
+
+
+async def list_messages(
+    db: Any, conversation_id: UUID, limit: int, after_seq: int | None
+) -> tuple[list[Message], int | None]:
+    """Oldest first (reading order)."""
+    qs = Message.filter(conversation_id=conversation_id)
+    if after_seq is not None:
+        qs = qs.filter(seq__gt=after_seq)
+    rows = await qs.order_by("seq").limit(limit + 1).using_db(db)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].seq if more and rows else None)
+
+
+async def recent_history(db: Any, conversation_id: UUID, n: int = 20) -> list[Message]:
+    rows = await Message.filter(conversation_id=conversation_id).order_by("-seq").limit(n).using_db(db)
+    return list(reversed(rows))
+
+
+async def find_by_idempotency_key(
+    db: Any, conversation_id: UUID, author: str, key: str
+) -> tuple[Message, Message | None] | None:
+    msg = await Message.filter(
+        conversation_id=conversation_id, author_sub=author, idempotency_key=key
+    ).using_db(db).first()
+    if msg is None:
+        return None
+    reply = await Message.filter(reply_to=msg.id).using_db(db).first()
+    return msg, reply
+
+
+async def insert_user_message(
+    db: Any,
+    conversation_id: UUID,
+    author: str,
+    content: str,
+    decision: str,
+    reasons: list[str],
+    idempotency_key: str | None,
+    request_hash: str | None,
+) -> UUID | None:
+    """Insert unless the idempotency key was used already (then None). ON CONFLICT waits for a
+    concurrent insert of the same key to commit, so two racing retries store one message."""
+    new_id = uuid.uuid4()
+    affected, _ = await db.execute_query(
+        "INSERT INTO messages (id, conversation_id, role, author_sub, content, guard_decision, guard_reasons,"
+        " idempotency_key, request_hash) VALUES ($1, $2, 'user', $3, $4, $5, $6::jsonb, $7, $8)"
+        " ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING",
+        [new_id, conversation_id, author, content, decision, json.dumps(reasons), idempotency_key, request_hash],
+    )
+    return new_id if affected == 1 else None
+
+
+async def get_message(db: Any, message_id: UUID) -> Message:
+    return await Message.get(id=message_id).using_db(db)
+
+
+async def insert_reply(db: Any, conversation_id: UUID, reply_to: UUID, content: str, provider: str) -> Message:
+    return await Message.create(
+        using_db=db,
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        role="assistant",
+        author_sub="assistant",
+        content=content,
+        reply_to=reply_to,
+        provider=provider,
+    )
+
+
+async def usage_by_user(db: Any) -> list[dict[str, Any]]:
+    _, rows = await db.execute_query(
+        "SELECT c.owner_sub AS user, count(DISTINCT c.id) AS conversations, count(m.id) AS messages"
+        " FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id AND m.role = 'user'"
+        " GROUP BY c.owner_sub ORDER BY c.owner_sub LIMIT 1000"
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,136 @@
+"""The chat API: `uvicorn app.main:app` (factory `create_app()`).
+
+Nothing is read at import time: settings and the lab definition load in the lifespan, so importing
+the module (tests, tools) needs no provisioned host. Collaborators (HTTP client for the JWKS,
+Redis, provider, guard) can be injected, which is how the tests route them to in-process fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from tortoise.context import TortoiseContext, _current_context
+
+from app.ai.providers.base import Provider
+from app.ai.providers.deterministic import DeterministicProvider
+from app.ai.screening import Verdict, screen
+from app.api.main import api_router
+from app.api.routes import health
+from app.core import problems
+from app.core.config import Settings, load_settings
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.core.ratelimit import RateLimiter
+from app.core.security import JwksCache, TokenValidator
+from app.db.connect import app_credentials
+from seclab.labdef import LabDefinition
+
+log = logging.getLogger("seclab.app")
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "connections": {
+            "default": {
+                "engine": "tortoise.backends.asyncpg",
+                "credentials": {
+                    **app_credentials(settings),
+                    "minsize": 1,
+                    "maxsize": settings.db_pool_max,
+                    "server_settings": {"application_name": "seclab-app"},
+                },
+            }
+        },
+        "apps": {"chat": {"models": ["app.models.db"], "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def redis_client(settings: Settings) -> Redis:
+    pw = settings.redis_password()
+    kwargs: dict[str, Any] = {}
+    if settings.redis_url.startswith("rediss://"):
+        kwargs.update(ssl_ca_certs=settings.redis_ca_file, ssl_certfile=settings.redis_cert_file,
+                      ssl_keyfile=settings.redis_key_file, ssl_cert_reqs="required")
+    return Redis.from_url(
+        settings.redis_url,
+        username=settings.redis_user,
+        password=pw.get_secret_value() if pw else None,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        health_check_interval=30,
+        **kwargs,
+    )
+
+
+def default_provider(lab: LabDefinition) -> Provider:
+    local = next((p for p in lab.ai.providers if p.kind == "deterministic"), None)
+    return DeterministicProvider(local.name, local.model) if local else DeterministicProvider()
+
+
+def create_app(
+    settings: Settings | None = None,
+    lab: LabDefinition | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    redis: Redis | None = None,
+    provider: Provider | None = None,
+    screener: Callable[[str], Awaitable[Verdict]] | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = settings or load_settings()
+        configure_logging(s.log_level)
+        the_lab = lab or s.load_lab()
+        app.state.settings = s
+        app.state.lab = the_lab
+        own_http = http_client is None
+        client = http_client or httpx.AsyncClient(follow_redirects=False)
+        own_redis = redis is None
+        app.state.redis = redis or redis_client(s)
+        app.state.rate_limiter = RateLimiter(app.state.redis)
+        app.state.token_validator = TokenValidator(
+            JwksCache(client, s.jwks_url, s.oidc_jwks_min_refresh_s), s.oidc_issuer, s.oidc_audience, s.oidc_leeway_s
+        )
+        app.state.provider = provider or default_provider(the_lab)
+        app.state.screener = screener or screen
+        orm = TortoiseContext()
+        token = _current_context.set(orm)  # init needs it current; requests set it per task (tenancy.py)
+        try:
+            await orm.init(config=tortoise_config(s))  # connects lazily: the app starts even if PG is down
+        finally:
+            _current_context.reset(token)
+        app.state.orm = orm
+        log.info("seclab api started", extra={"event.action": "startup"})
+        try:
+            yield
+        finally:
+            await orm.close_connections()
+            if own_redis:
+                await app.state.redis.aclose()
+            if own_http:
+                await client.aclose()
+
+    app = FastAPI(
+        title="seclab chat API",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Multi-tenant LLM chat API of the seclab security lab. Errors are RFC 9457 problem+json.",
+    )
+    app.add_middleware(
+        RequestContextMiddleware,
+        body_max_bytes=lambda: app.state.lab.limits.body_max_bytes if hasattr(app.state, "lab") else 65536,
+    )
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    return app
+
+
+app = create_app()

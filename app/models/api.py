@@ -1,0 +1,123 @@
+"""Pydantic models at the API boundary.
+
+Request models forbid unknown fields so a client cannot set server-owned fields such as `owner`,
+`role` or `guard` (mass assignment, OWASP API3:2023; ASVS 4.0.3 V5.1.2).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class ConversationCreate(_Request):
+    title: str = Field(default="", max_length=200)
+
+
+class MessageCreate(_Request):
+    # max_length is lab.yml limits.message_max_chars; re-checked in the route with the live value.
+    content: str = Field(min_length=1, max_length=16000)
+
+
+class GuardOut(BaseModel):
+    decision: Literal["allow", "flag", "block"]
+    reasons: list[str]
+
+
+class ConversationOut(BaseModel):
+    id: UUID
+    title: str
+    created_at: datetime
+
+
+class MessageOut(BaseModel):
+    id: UUID
+    conversation_id: UUID
+    role: Literal["user", "assistant"]
+    content: str
+    guard: GuardOut | None = None
+    provider: str | None = None
+    reply_to: UUID | None = None
+    created_at: datetime
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class ExchangeOut(BaseModel):
+    message: MessageOut
+    reply: MessageOut
+
+
+class UserConversationCount(BaseModel):
+    user: str
+    conversations: int
+    messages: int
+
+
+class TenantUsage(BaseModel):
+    tenant: str
+    users: list[UserConversationCount]
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    ts: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class TenantCreate(_Request):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,30}$")
+
+
+class TenantOut(BaseModel):
+    name: str
+    created_at: datetime
+
+
+class TenantList(BaseModel):
+    items: list[TenantOut]
+
+
+class AdminActionOut(BaseModel):
+    changed: bool
+    actions: list[str]
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    tables: list[str]
+    broken: dict[str, str | int] | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, bool]

@@ -1,0 +1,1 @@
+"""Provisioning engines: `ansible` (native Debian host) and `pulumi` (Docker host)."""

@@ -1,0 +1,141 @@
+"""Integration fixtures: the PostgreSQL and Redis named by the lab's env file (never SQLite/fakeredis).
+
+Self-contained on a freshly provisioned DB: the session runs `sync` (tenants, grants, migrations)
+through app.db.admin itself, and every test user is unique to the session, so data from earlier
+runs cannot make a test pass or fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from app.ai.screening import Verdict
+from app.core.config import Settings, env_file_path, load_settings
+from app.db import admin
+from app.db.connect import connect_owner
+from app.main import create_app
+from seclab.labdef import LabDefinition
+from tests.conftest import AUDIENCE, ISSUER, FakeIssuer
+
+pytestmark = pytest.mark.integration
+
+
+def _env_file() -> Path:
+    path = env_file_path()
+    if not path.is_file():
+        if os.environ.get("SECLAB_REQUIRE_LAB") == "1":
+            pytest.fail(f"lab not provisioned: run ./lab up ({path} missing, SECLAB_REQUIRE_LAB=1)")
+        pytest.skip("lab not provisioned: run ./lab up")
+    return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+INJECTION_MARKER = "IGNORE ALL PREVIOUS INSTRUCTIONS"
+
+
+async def stand_in_screener(text: str) -> Verdict:
+    """Test double for the guard: blocks one marker, flags another, allows the rest."""
+    if INJECTION_MARKER in text:
+        return Verdict(decision="block", reasons=["test:marker"], score=1.0)
+    if "FLAG ME" in text:
+        return Verdict(decision="flag", reasons=["test:flag"], score=0.5)
+    return Verdict(decision="allow", reasons=[], score=0.0)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    base = load_settings(_env_file())
+    # Tokens in these tests come from the in-process issuer, not the lab's IdP.
+    return base.model_copy(update={"oidc_issuer": ISSUER, "oidc_audience": AUDIENCE, "oidc_jwks_url": None})
+
+
+@pytest.fixture(scope="session")
+def lab(settings: Settings) -> LabDefinition:
+    return settings.load_lab()
+
+
+@pytest.fixture(scope="session")
+async def synced(settings: Settings) -> list[str]:
+    return await admin.sync(settings)
+
+
+@pytest.fixture(scope="session")
+def issuer(signing_key: Any) -> FakeIssuer:
+    return FakeIssuer([signing_key])
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def users(run_id: str, make_token: Callable[..., str]) -> dict[str, dict[str, str]]:
+    """Session-unique subjects; headers ready to use."""
+    spec = {
+        "alice": (["user"], "acme"),
+        "carol": (["user", "tenant-admin"], "acme"),
+        "bob": (["user"], "globex"),
+        "admin": (["lab-admin"], None),
+        "notenant": (["user"], None),
+        "fuzzer": (["user", "tenant-admin"], "acme"),
+    }
+    out = {}
+    for name, (roles, tenant) in spec.items():
+        sub = f"{name}-{run_id}"
+        out[name] = {"sub": sub, "Authorization": f"Bearer {make_token(sub, roles, tenant)}"}
+    return out
+
+
+def auth(users: dict[str, dict[str, str]], name: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": users[name]["Authorization"], **extra}
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, lab: LabDefinition, synced: list[str], issuer: FakeIssuer) -> AsyncIterator[Any]:
+    application = create_app(settings=settings, lab=lab, http_client=issuer.client(), screener=stand_in_screener)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def owner(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await connect_owner(settings)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def app_conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection as seclab_app, for SQL-level isolation tests."""
+    pw = settings.db_password()
+    conn = await asyncpg.connect(
+        host=settings.db_host, port=settings.db_port, user=settings.db_user, database=settings.db_name,
+        password=pw.get_secret_value() if pw else None, ssl=__import__("app.db.connect", fromlist=["x"]).ssl_context(settings),
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
