@@ -78,13 +78,14 @@ async def insert_user_message(
     """Insert unless the idempotency key was used already (then None). ON CONFLICT waits for a
     concurrent insert of the same key to commit, so two racing retries store one message."""
     new_id = uuid.uuid4()
-    affected, _ = await db.execute_query(
+    # execute_query_dict uses fetch(): Tortoise's execute_query reads the OID field of "INSERT 0 1" as the count.
+    rows = await db.execute_query_dict(
         "INSERT INTO messages (id, conversation_id, role, author_sub, content, guard_decision, guard_reasons,"
         " idempotency_key, request_hash) VALUES ($1, $2, 'user', $3, $4, $5, $6::jsonb, $7, $8)"
-        " ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING",
+        " ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING RETURNING id",
         [new_id, conversation_id, author, content, decision, json.dumps(reasons), idempotency_key, request_hash],
     )
-    return new_id if affected == 1 else None
+    return new_id if rows else None
 
 
 async def get_message(db: Any, message_id: UUID) -> Message:
