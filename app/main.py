@@ -22,7 +22,7 @@ from app.ai.providers.deterministic import DeterministicProvider
 from app.ai.screening import Verdict, screen
 from app.api.main import api_router
 from app.api.routes import health
-from app.core import problems
+from app.core import openapi, problems
 from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
@@ -128,6 +128,7 @@ def create_app(
         body_max_bytes=lambda: app.state.lab.limits.body_max_bytes if hasattr(app.state, "lab") else 65536,
     )
     problems.install(app)
+    openapi.install(app)
     app.include_router(health.router)
     app.include_router(api_router)
     return app

@@ -60,23 +60,23 @@ REASONS: dict[str, tuple[str, str]] = {
         "ASVS 4.0.3 V1.2.3; Keycloak server admin guide, user registration",
     ),
     "bruteForceProtected": (
-        "Lock an account temporarily after `failureFactor` (<= 5) failed logins, waits growing by "
-        "`waitIncrementSeconds` up to `maxFailureWaitSeconds`; never permanently (no lockout-DoS).",
+        ("Lock an account temporarily after `failureFactor` (<= 5) failed logins, waits growing by "
+        "`waitIncrementSeconds` up to `maxFailureWaitSeconds`; never permanently (no lockout-DoS)."),
         "ASVS 4.0.3 V2.2.1; API2:2023; Keycloak server admin guide, brute force detection",
     ),
     "passwordPolicy": (
-        "At least 12 characters, at most 128 (long-password DoS), mixed classes, not the username or "
-        "e-mail, 5 remembered, argon2 hashing.",
+        ("At least 12 characters, at most 128 (long-password DoS), mixed classes, not the username or "
+        "e-mail, 5 remembered, argon2 hashing."),
         "ASVS 4.0.3 V2.1.1, V2.1.2, V2.4.1; Keycloak server admin guide, password policies",
     ),
     "otpPolicy": (
-        "TOTP, 6 digits, 30 s, HmacSHA1 (what every authenticator app implements; HMAC-SHA1 is not "
-        "weakened by SHA-1 collisions), look-ahead 1, a code is accepted once.",
+        ("TOTP, 6 digits, 30 s, HmacSHA1 (what every authenticator app implements; HMAC-SHA1 is not "
+        "weakened by SHA-1 collisions), look-ahead 1, a code is accepted once."),
         "ASVS 4.0.3 V2.8.1, V2.8.4; RFC 6238; Keycloak server admin guide, OTP policies",
     ),
     "lab-admin OTP flows": (
-        "Browser and direct-grant flows demand a TOTP from users with role lab-admin (conditional "
-        "user role): the operator role needs a second factor, on every grant that can mint its token.",
+        ("Browser and direct-grant flows demand a TOTP from users with role lab-admin (conditional "
+        "user role): the operator role needs a second factor, on every grant that can mint its token."),
         "ASVS 4.0.3 V2.2.3, V4.3.1; Keycloak server admin guide, conditional flows",
     ),
     "accessTokenLifespan": (
@@ -100,8 +100,8 @@ REASONS: dict[str, tuple[str, str]] = {
         "ASVS 4.0.3 V7.1.3, V7.2.1; Keycloak server admin guide, auditing and events",
     ),
     "userProfile tenant attribute": (
-        "The `tenant` attribute is declared admin-view/admin-edit and unmanaged attributes are "
-        "disabled: a user cannot move into another tenant through the account console.",
+        ("The `tenant` attribute is declared admin-view/admin-edit and unmanaged attributes are "
+        "disabled: a user cannot move into another tenant through the account console."),
         "API1:2023, API3:2023; ASVS 4.0.3 V4.1.3; Keycloak server admin guide, user profile",
     ),
     "fullScopeAllowed=false": (
@@ -109,24 +109,24 @@ REASONS: dict[str, tuple[str, str]] = {
         "ASVS 4.0.3 V1.4.3; Keycloak server admin guide, role scope mappings",
     ),
     "public web client: PKCE S256, exact redirect URIs, no implicit flow": (
-        "Authorization code + PKCE S256 with exact redirect URIs from lab.yml; no implicit flow "
-        "(tokens in URLs), no direct grants.",
+        ("Authorization code + PKCE S256 with exact redirect URIs from lab.yml; no implicit flow "
+        "(tokens in URLs), no direct grants."),
         "RFC 9700 2.1, 2.1.1, 4.1; ASVS 4.0.3 V3.5.x; Keycloak server admin guide, OIDC clients",
     ),
     "CLI client: direct grants only": (
-        "`lab token USER` uses the password grant: a separate public client with *only* that grant "
+        ("`lab token USER` uses the password grant: a separate public client with *only* that grant "
         "(no browser flow, no redirect URI), behind brute-force protection and lab-admin OTP. "
-        "Waived in seclab/kcwarden-waivers.yml.",
+        "Waived in seclab/kcwarden-waivers.yml."),
         "RFC 9700 2.4 (ROPC must not be used: accepted for lab tooling only)",
     ),
     "audience mapper": (
-        "Access tokens carry `aud` = the API's audience, which the API pins; tokens for another "
-        "audience are refused.",
+        ("Access tokens carry `aud` = the API's audience, which the API pins; tokens for another "
+        "audience are refused."),
         "ASVS 4.0.3 V3.5.3; RFC 8725 3.9; RFC 9068 4",
     ),
     "probe client": (
-        "Machine client (client_credentials) with no user role: its token reaches the API and is "
-        "refused by every role-gated route.",
+        ("Machine client (client_credentials) with no user role: its token reaches the API and is "
+        "refused by every role-gated route."),
         "API5:2023; ASVS 4.0.3 V4.1.3",
     ),
     "defaultSignatureAlgorithm=RS256": (
@@ -484,7 +484,7 @@ def build_realm_export(
                 "subComponents": {},
                 "config": {"kc.user.profile.config": [json.dumps(_user_profile())]},
             }],
-        },  # fmt: skip
+        },
         "attributes": {"seclab.generatedBy": "seclab.realm.build_realm_export"},
     }
 

@@ -6,6 +6,7 @@ it needs the same privileges as provisioning did, which is the point: tokens are
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -34,26 +35,39 @@ def user_password(lab: LabDefinition, username: str) -> str:
         raise LabError(f"{path} is missing: run ./lab up first") from None
 
 
+def user_totp(lab: LabDefinition, username: str) -> str | None:
+    """lab-admin must present a one-time code (realm OTP policy); the seed was generated at provisioning."""
+    if "lab-admin" not in lab.user(username).roles:
+        return None
+    from seclab.idp import totp
+
+    path = Path(lab.paths.secrets) / "users" / f"{username}.totp"
+    try:
+        seed = path.read_text().strip()
+    except OSError:
+        raise LabError(f"{path} is missing: lab-admin tokens need the TOTP seed made by ./lab up") from None
+    return totp.code(seed, int(time.time()) // 30)
+
+
 def token_endpoint(lab: LabDefinition) -> str:
     base = idp_info(lab)["internal_url"]
     return f"{base}/realms/{lab.identity.realm}/protocol/openid-connect/token"
 
 
 def get_access_token(lab: LabDefinition, username: str, timeout: float = 10.0) -> str:
-    password = user_password(lab, username)
+    form = {
+        "grant_type": "password",
+        "client_id": lab.identity.cli_client_id,
+        "username": username,
+        "password": user_password(lab, username),
+        "scope": "openid",
+    }
+    code = user_totp(lab, username)
+    if code is not None:
+        form["totp"] = code
     url = token_endpoint(lab)
     try:
-        r = httpx.post(
-            url,
-            data={
-                "grant_type": "password",
-                "client_id": lab.identity.cli_client_id,
-                "username": username,
-                "password": password,
-                "scope": "openid",
-            },
-            timeout=timeout,
-        )
+        r = httpx.post(url, data=form, timeout=timeout)
     except httpx.HTTPError as exc:
         raise LabError(f"identity provider unreachable at {url} ({exc.__class__.__name__}): is the lab up?") from None
     if r.status_code != 200:

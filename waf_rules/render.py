@@ -52,6 +52,7 @@ def template_vars(
     crs_rules_dir: str = CRS_RULES_DIR,
     unicode_map_file: str = UNICODE_MAP_FILE,
     tmp_dir: str = "/tmp",
+    conf_dir: str | None = None,
 ) -> dict[str, Any]:
     """The `waf_*` variables, computed from lab.yml the same way the Ansible role's defaults do."""
     d = _lab_dict(lab)
@@ -63,7 +64,8 @@ def template_vars(
         raise ValueError(f"paranoia level must be 1..4, got {level}")
     return {
         "lab": d,
-        "waf_conf_dir": str(Path(out_dir).resolve()),
+        # Where the files will be read from: out_dir, unless rendered elsewhere and mounted (Pulumi).
+        "waf_conf_dir": conf_dir or str(Path(out_dir).resolve()),
         "waf_crs_rules_dir": crs_rules_dir,
         "waf_unicode_map_file": unicode_map_file,
         "waf_tmp_dir": tmp_dir,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Query, Request
-from tortoise.exceptions import BaseORMException
+from tortoise.exceptions import DBConnectionError, OperationalError
 
 from app.ai.providers.base import Provider
 from app.ai.screening import Verdict
@@ -59,6 +59,29 @@ async def limit_by_address(request: Request, lab: LabDep, settings: SettingsDep)
         raise _too_many(d.retry_after_s, "per-address")
 
 
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in getattr(dependant, "query_params", [])}
+    for sub in getattr(dependant, "dependencies", []):
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Unknown query parameters are a 422, like unknown body fields: a typo or a parameter-pollution
+    probe should not be silently ignored (OWASP API3:2023, ASVS 4.0.3 V5.1.1 HTTP parameter pollution)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = getattr(route, "_seclab_query_names", None)
+    if allowed is None:
+        allowed = frozenset(_query_names(dependant))
+        route._seclab_query_names = allowed  # type: ignore[union-attr]
+    unknown = sorted({k for k in request.query_params if k not in allowed})
+    if unknown:
+        raise Problem(422, "validation", "unknown query parameter(s): " + ", ".join(repr(k)[:40] for k in unknown[:5]))
+
+
 def authorized(role: str, *, tenant: bool) -> Any:
     """Role check (403) then the per-user rate limit (429)."""
     role_dep = require_role(role, tenant=tenant)
@@ -89,12 +112,16 @@ async def tenant_db(request: Request, principal: Annotated[Principal, Depends(ge
     try:
         cm = tenant_transaction(request.app.state.orm, principal.tenant)
         tx = await cm.__aenter__()
-    except BaseORMException as exc:
-        # Unknown or deleted tenant: its role is gone or no longer granted to the app.
-        log.info("tenant switch refused", extra={"error.type": type(exc).__name__})
-        raise Problem(403, "forbidden", "unknown tenant") from None
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (DBConnectionError, OSError, asyncpg.InterfaceError, TimeoutError) as exc:
         log.warning("database unavailable", extra={"error.type": type(exc).__name__})
+        raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
+    except (OperationalError, asyncpg.PostgresError) as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, (asyncpg.InvalidParameterValueError, asyncpg.InsufficientPrivilegeError)):
+            # Unknown or deleted tenant: its role is gone or no longer granted to the app.
+            log.info("tenant switch refused", extra={"error.type": type(cause).__name__})
+            raise Problem(403, "forbidden", "unknown tenant") from None
+        log.warning("database unavailable", extra={"error.type": type(cause).__name__})
         raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
     try:
         yield tx
@@ -135,7 +162,9 @@ class Page:
 async def page_params(
     lab: LabDep,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="page size (<= limits.page_size_max)")] = None,
-    cursor: Annotated[str | None, Query(max_length=64, description="opaque cursor from next_cursor")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque cursor from next_cursor")
+    ] = None,
 ) -> Page:
     size = limit if limit is not None else lab.limits.page_size_default
     if size > lab.limits.page_size_max:

@@ -1,11 +1,11 @@
-"""The `/api/v1` router: the address rate limit runs first on every API route."""
+"""The `/api/v1` router: the address rate limit runs first on every API route, then the query check."""
 
 from fastapi import APIRouter, Depends
 
-from app.api.deps import limit_by_address
+from app.api.deps import limit_by_address, reject_unknown_query
 from app.api.routes import admin, chat, tenant
 
-api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(limit_by_address)])
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(limit_by_address), Depends(reject_unknown_query)])
 api_router.include_router(chat.router)
 api_router.include_router(tenant.router)
 api_router.include_router(admin.router)

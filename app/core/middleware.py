@@ -29,6 +29,22 @@ access_log = logging.getLogger("seclab.access")
 app_log = logging.getLogger("seclab.app")
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full template (e.g. /api/v1/conversations/{conversation_id}), never the raw path.
+
+    FastAPI >= 0.12x keeps included routers' routes unprefixed and records the effective (prefixed)
+    route in its own scope entry; older versions put the prefixed route in scope["route"].
+    """
+    fa = scope.get("fastapi")
+    ctx = fa.get("effective_route_context") if isinstance(fa, dict) else None
+    path = getattr(ctx, "path_format", None) or getattr(ctx, "path", None)
+    if isinstance(path, str) and path:
+        return path
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
 def valid_request_id(value: str | None) -> str | None:
     return value if value is not None and REQUEST_ID_RE.match(value) else None
 
@@ -82,8 +98,7 @@ class RequestContextMiddleware:
                 await self._send_problem(send_wrapper, 500, "internal", None)
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             status = str(status_holder["status"])
             metrics.REQUESTS.labels(method, template, status).inc()
             metrics.LATENCY.labels(method, template, status).observe(elapsed)

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from app.core.context import request_id_var
 
@@ -116,13 +117,37 @@ async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.kind, exc.detail, headers=exc.headers, **exc.extra)
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """`Allow` listing every method of the path (RFC 9110 §15.5.6), not just the first route's.
+
+    Starlette reports only the first partially matching route; the OpenAPI paths know them all.
+    """
+    matchers = getattr(request.app.state, "_allow_matchers", None)
+    if matchers is None:
+        matchers = []
+        for path, item in request.app.openapi().get("paths", {}).items():
+            regex, _, _ = compile_path(path)
+            matchers.append((regex, sorted(m.upper() for m in item if m in _HTTP_METHODS)))
+        request.app.state._allow_matchers = matchers
+    methods = sorted({m for regex, ms in matchers if regex.match(request.url.path) for m in ms})
+    return ", ".join(methods) if methods else None
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind = kind_for_status(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code < 500 else None
     if exc.status_code == 400 and detail == "There was an error parsing the body":
         detail = "the body is not valid UTF-8 JSON"
-    return problem_response(exc.status_code, kind, detail, headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        allow = _allowed_methods(request)
+        if allow:
+            headers["Allow"] = allow
+    return problem_response(exc.status_code, kind, detail, headers=headers or None)
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -49,7 +49,7 @@ class Credentials(BaseModel):
     clients: dict[str, str] = {}  # sha256 hex of high-entropy client secrets
 
     @classmethod
-    def load(cls, path: Path) -> "Credentials":
+    def load(cls, path: Path) -> Credentials:
         return cls.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else cls()
 
 

@@ -51,7 +51,7 @@ async def _form(request: Request) -> dict[str, str]:
         raise OAuthError(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
     form = await request.form()
     out: dict[str, str] = {}
-    for key in form.keys():
+    for key in form:
         values = form.getlist(key)
         if len(values) != 1 or not isinstance(values[0], str):
             raise OAuthError(400, "invalid_request", f"Parameter {key} must be given once")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,8 @@ REALM_PATH = "/realms/seclab/protocol/openid-connect"
 class Clock:
     """Injected time: tests age tokens and lockouts without sleeping."""
 
-    def __init__(self, now: float = 1_900_000_000.0) -> None:
-        self.now = now
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now  # starts at real time: the app checks iat/exp itself
 
     def __call__(self) -> float:
         return self.now

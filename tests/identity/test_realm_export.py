@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from seclab import labdef
 from seclab.idp.keys import KeyStore
 from seclab.idp.provision import ProvisionError, provision
-from seclab.realm import REASONS, build_realm_export, reasons_markdown, write_realm_export
+from seclab.realm import REASONS, reasons_markdown, write_realm_export
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIVERS = ROOT / "seclab" / "kcwarden-waivers.yml"

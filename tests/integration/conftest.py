@@ -20,7 +20,7 @@ import pytest
 from app.ai.screening import Verdict
 from app.core.config import Settings, env_file_path, load_settings
 from app.db import admin
-from app.db.connect import connect_owner
+from app.db.connect import connect_owner, ssl_context
 from app.main import create_app
 from seclab.labdef import LabDefinition
 from tests.conftest import AUDIENCE, ISSUER, FakeIssuer
@@ -113,7 +113,8 @@ async def app(settings: Settings, lab: LabDefinition, synced: list[str], issuer:
 
 @pytest.fixture(scope="session")
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.10", 40000))
+    # A session-unique client address, so per-address rate-limit windows of earlier runs don't interfere.
+    transport = httpx.ASGITransport(app=app, client=(f"2001:db8::{uuid.uuid4().hex[:4]}", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
         yield c
 
@@ -133,7 +134,7 @@ async def app_conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     pw = settings.db_password()
     conn = await asyncpg.connect(
         host=settings.db_host, port=settings.db_port, user=settings.db_user, database=settings.db_name,
-        password=pw.get_secret_value() if pw else None, ssl=__import__("app.db.connect", fromlist=["x"]).ssl_context(settings),
+        password=pw.get_secret_value() if pw else None, ssl=ssl_context(settings),
     )
     try:
         yield conn

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pki_support import EXTRA_HOST, T0
+from tests.pki.pki_support import EXTRA_HOST, T0
 
 from pki.ca import EnsureResult, ensure
 from pki.layout import Layout

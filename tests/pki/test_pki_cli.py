@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from pki_support import cert
+from tests.pki.pki_support import cert
 from typer.testing import CliRunner
 
 from pki.layout import Layout

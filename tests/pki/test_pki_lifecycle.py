@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from pki_support import T0, cert
+from tests.pki.pki_support import T0, cert
 
 from pki.ca import EnsureResult, ensure, revoke, rotate, status
 from pki.layout import Layout

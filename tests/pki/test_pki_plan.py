@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 import pytest
-from pki_support import EXTRA_HOST
+from tests.pki.pki_support import EXTRA_HOST
 from pydantic import ValidationError
 
 from pki.model import CertSpec, PkiPlan

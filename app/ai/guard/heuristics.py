@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from app.ai.guard.normalize import collapse_spaced, decode_payloads, normalize
+from app.ai.guard.normalize import collapse_spaced, decode_payloads, normalize, strip_invisible
 
 Strength = Literal["strong", "weak"]
 
@@ -155,6 +155,7 @@ RULES: tuple[Rule, ...] = (
        r"answer)|\brot-?13 encode\b|\bencode (?:it|this|that|each part|your \w+) (?:in|using|with) base64\b"),
 )
 
+_REGIONAL_RUN = re.compile(r"[\U0001F1E6-\U0001F1FF]{3,}")
 _STRONG_SCORE = 0.97
 _WEAK_SCORE = 0.75
 
@@ -180,7 +181,7 @@ def views(text: str) -> tuple[list[str], int]:
     if collapsed != low:
         out.append(collapsed)
     plain = len(out)
-    out.extend(normalize(p).lower() for p in decode_payloads(norm))
+    out.extend(normalize(p).lower() for p in decode_payloads(strip_invisible(text)))
     return out, plain
 
 
@@ -200,6 +201,8 @@ def scan(text: str, max_chars: int = 20000) -> HeuristicResult:
                 strong = strong or rule.strength == "strong"
                 if i >= plain and "encoded-payload" not in codes:
                     codes.append("encoded-payload")
+    if _REGIONAL_RUN.search(text):
+        codes.append("emoji-letter-smuggling")  # 3+ regional indicators in a row spell words, not flags
     if len(vs) > plain and "encoded-payload" not in codes:
         codes.append("encoded-payload")
     score = _STRONG_SCORE if strong else (_WEAK_SCORE if codes else 0.0)

@@ -56,6 +56,11 @@ def _fold_word(word: str) -> str:
     return word
 
 
+def strip_invisible(text: str) -> str:
+    """NFKC and invisible characters removed, nothing else (the view encodings are decoded from)."""
+    return unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+
+
 def normalize(text: str) -> str:
     """NFKC, invisible characters removed, regional-indicator emoji to letters, homoglyph/leet folding.
 

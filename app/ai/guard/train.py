@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[3]
 DEFAULT_CORPORA = REPO.parent / "shared" / "corpora"
 SEED = 1337
 HELDOUT_BUCKETS = 5  # 1 in 5 -> 20 % held out
-TARGET_FP_FLAG = 0.01  # flag threshold: <= 1 % of validation legit prompts flagged (budget is 2 %)
+TARGET_FP_FLAG = 0.015  # flag threshold: <= 1.5 % of validation legit flagged (budget 2 %, 0.5 % margin)
 TARGET_FP_BLOCK = 0.002  # block threshold: classifier alone, <= 0.2 % of validation legit blocked
 MIN_BLOCK = 0.85
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("corpora", nargs="?", type=Path, default=DEFAULT_CORPORA)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("model") / "guard-linear.json.gz")
     ap.add_argument("--max-features", type=int, default=40000)
-    ap.add_argument("--c", type=float, nargs="*", default=[4.0, 8.0, 16.0, 32.0])
+    ap.add_argument("--c", type=float, nargs="*", default=[8.0, 16.0])
     args = ap.parse_args(argv)
 
     import sklearn

@@ -107,7 +107,9 @@ async def post_message(
     provider: ProviderDep,
     screener: ScreenerDep,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=255, description="retry-safe POST")
+        str | None,
+        Header(alias="Idempotency-Key", max_length=255, pattern=r"^[A-Za-z0-9._:-]{1,255}$",
+               description="retry-safe POST: a retry with the same key returns the first result"),
     ] = None,
 ) -> Any:
     if len(body.content) > lab.limits.message_max_chars:

@@ -1,0 +1,86 @@
+"""Tenant lifecycle through the lab-admin API and the admin CLI: create works, delete leaves nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.integration.conftest import auth
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def leftovers(owner: asyncpg.Connection, name: str) -> dict[str, Any]:
+    ident = f"tenant_{name}"
+    return {
+        "role": await owner.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", ident),
+        "schema": await owner.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", ident),
+        "membership": await owner.fetchval(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE r.rolname = $1", ident),
+        "registry": await owner.fetchval("SELECT count(*) FROM lab.tenants WHERE name = $1", name),
+        "acl": await owner.fetchval(
+            "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee"
+            " WHERE r.rolname = $1", ident),
+    }
+
+
+async def test_create_use_delete_leaves_nothing(client: httpx.AsyncClient, users: dict, owner: asyncpg.Connection,
+                                                make_token: Any, synced: list[str]) -> None:
+    name = f"zt{uuid.uuid4().hex[:8]}"
+    r = await client.post("/api/v1/admin/tenants", json={"name": name}, headers=auth(users, "admin"))
+    assert r.status_code == 201 and r.json()["changed"] is True, r.text
+    again = await client.post("/api/v1/admin/tenants", json={"name": name}, headers=auth(users, "admin"))
+    assert again.json() == {"changed": False, "actions": []}
+    listed = await client.get("/api/v1/admin/tenants", headers=auth(users, "admin"))
+    assert name in {t["name"] for t in listed.json()["items"]}
+    h = {"Authorization": f"Bearer {make_token('zuser', ['user'], name)}"}
+    r = await client.post("/api/v1/conversations", json={"title": "in new tenant"}, headers=h)
+    assert r.status_code == 201, r.text
+    assert (await leftovers(owner, name))["schema"] == 1
+
+    r = await client.delete(f"/api/v1/admin/tenants/{name}", headers=auth(users, "admin"))
+    assert r.status_code == 200 and r.json()["changed"] is True
+    assert await leftovers(owner, name) == {"role": 0, "schema": 0, "membership": 0, "registry": 0, "acl": 0}
+    # Its users are now refused, not served from a stale role.
+    assert (await client.get("/api/v1/conversations", headers=h)).status_code == 403
+    assert (await client.delete(f"/api/v1/admin/tenants/{name}", headers=auth(users, "admin"))).status_code == 404
+    actions = await owner.fetch("SELECT action FROM lab.audit_log WHERE target = $1 ORDER BY id", name)
+    assert [a["action"] for a in actions] == ["tenant.create", "tenant.delete"]
+    verify = await client.get("/api/v1/admin/audit/verify", headers=auth(users, "admin"))
+    assert verify.status_code == 200 and verify.json()["ok"] is True
+
+
+async def test_admin_routes_need_lab_admin(client: httpx.AsyncClient, users: dict) -> None:
+    for who in ("alice", "carol"):
+        r = await client.post("/api/v1/admin/tenants", json={"name": "zzevil"}, headers=auth(users, who))
+        assert r.status_code == 403
+    r = await client.post("/api/v1/admin/tenants", json={"name": "Bad-Name; DROP"}, headers=auth(users, "admin"))
+    assert r.status_code == 422
+
+
+def _cli(*args: str) -> dict[str, Any]:
+    p = subprocess.run([sys.executable, "-m", "app.db.admin", *args], cwd=ROOT, env=dict(os.environ),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1, "one JSON line for Ansible"
+    return json.loads(lines[0])
+
+
+async def test_cli_is_idempotent(owner: asyncpg.Connection, synced: list[str]) -> None:
+    name = f"zc{uuid.uuid4().hex[:8]}"
+    assert (await asyncio.to_thread(_cli, "sync"))["changed"] is False
+    assert (await asyncio.to_thread(_cli, "create-tenant", name))["changed"] is True
+    assert (await asyncio.to_thread(_cli, "create-tenant", name))["changed"] is False
+    assert (await asyncio.to_thread(_cli, "delete-tenant", name))["changed"] is True
+    assert (await asyncio.to_thread(_cli, "delete-tenant", name))["changed"] is False
+    assert await leftovers(owner, name) == {"role": 0, "schema": 0, "membership": 0, "registry": 0, "acl": 0}

@@ -1,0 +1,90 @@
+"""Rendering of the WAF templates: both paranoia levels, both modes, stock and tuned, `nginx -t` clean."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from waf_rules.render import TEMPLATE_DIR, TEMPLATES, render, template_vars
+
+ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "waf" / "defaults" / "main.yml"
+
+
+@pytest.mark.parametrize("level", [1, 2])
+@pytest.mark.parametrize("mode", ["blocking", "detection-only"])
+@pytest.mark.parametrize("stock", [False, True])
+def test_render_and_nginx_syntax(lab: Any, waf_packages: None, tmp_path: Path, level: int, mode: str,
+                                 stock: bool) -> None:
+    from benchmarks.waf.local import nginx_test_config
+
+    main = render(lab, tmp_path / "waf", tmp_path / "audit.json", mode_override=mode,  # type: ignore[arg-type]
+                  stock=stock, paranoia_override=level)
+    modsec = (tmp_path / "waf" / "modsecurity.conf").read_text()
+    setup = (tmp_path / "waf" / "crs-setup.conf").read_text()
+    engine = "DetectionOnly" if mode == "detection-only" else "On"
+    assert re.search(rf"^SecRuleEngine {engine}$", modsec, re.M)
+    assert re.search(rf"setvar:tx\.paranoia_level={level}\"", setup)
+    assert f"SecAuditLog {tmp_path / 'audit.json'}" in modsec
+    assert "SecAuditLogFormat JSON" in modsec
+    assert "SecRequestBodyNoFilesLimit 65536" in modsec  # lab.yml limits.body_max_bytes
+    main_text = main.read_text()
+    assert ("REQUEST-900-EXCLUSION-RULES-BEFORE-CRS" in main_text) is (not stock)
+    result = nginx_test_config(main, tmp_path / "waf" / "nginx" / "problem-pages.conf")
+    assert result.returncode == 0, result.stderr
+
+
+def test_tuned_selection_switches_off_irrelevant_files(lab: Any, tmp_path: Path) -> None:
+    render(lab, tmp_path, tmp_path / "audit.json")
+    sel = (tmp_path / "rules" / "crs-selection.conf").read_text()
+    included = re.findall(r"^Include \S+/([^/\s]+\.conf)$", sel, re.M)
+    for off in ("DRUPAL", "WORDPRESS", "NEXTCLOUD", "DOKUWIKI", "CPANEL", "XENFORO", "944-APPLICATION-ATTACK-JAVA",
+                "952-DATA-LEAKAGES-JAVA", "953-DATA-LEAKAGES-PHP", "954-DATA-LEAKAGES-IIS"):
+        assert not any(off in f for f in included), off
+    for on in ("920-PROTOCOL", "932-APPLICATION-ATTACK-RCE", "941-APPLICATION-ATTACK-XSS",
+               "942-APPLICATION-ATTACK-SQLI", "949-BLOCKING-EVALUATION", "948-SECLAB-MESSAGE-FIELD"):
+        assert any(on in f for f in included), on
+    # The lab's message rules must score before the blocking evaluation.
+    assert included.index("REQUEST-948-SECLAB-MESSAGE-FIELD.conf") < included.index("REQUEST-949-BLOCKING-EVALUATION.conf")
+
+
+def test_exclusions_only_touch_the_message_field(lab: Any, tmp_path: Path) -> None:
+    """Every runtime exclusion names ARGS:json.content (or REQUEST_BODY) and sits behind the route match."""
+    render(lab, tmp_path, tmp_path / "audit.json")
+    text = (tmp_path / "rules" / "REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf").read_text()
+    ctls = re.findall(r"ctl:(ruleRemove\w+)=([^,\"\s]+)", text)
+    assert ctls, "no exclusions found"
+    for kind, arg in ctls:
+        assert kind in ("ruleRemoveTargetById", "ruleRemoveTargetByTag"), kind  # never a whole rule
+        assert arg.split(";")[1] in ("ARGS:json.content", "REQUEST_BODY"), arg
+    assert "REQUEST_FILENAME \"@rx ^/api/v1/conversations/[A-Za-z0-9_-]{1,64}/messages$\"" in text
+    after = (tmp_path / "rules" / "RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf").read_text()
+    assert not re.search(r"^\s*SecRule(Remove|Update)", after, re.M)
+
+
+def test_every_template_variable_is_documented_in_the_role() -> None:
+    """The Ansible role renders the same templates: each waf_* variable needs a documented default."""
+    used: set[str] = set()
+    for src in TEMPLATES:
+        for expr in re.findall(r"\{[{%].*?[%}]\}", (TEMPLATE_DIR / src).read_text()):
+            unquoted = re.sub(r"'[^']*'|\"[^\"]*\"", "", expr)  # names only, not string literals
+            used |= set(re.findall(r"\b(waf_[a-z_]+)\b", unquoted))
+    assert "waf_paranoia_level" in used and "waf_engine" in used
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    assert used - set(defaults) == set()
+    text = ROLE_DEFAULTS.read_text()
+    for name in used:  # documented: a comment line right above the variable
+        assert re.search(rf"#[^\n]*\n{name}:", text), f"{name} has no comment in defaults/main.yml"
+
+
+def test_template_vars_follow_lab_definition(lab: Any, tmp_path: Path) -> None:
+    data = lab.model_dump(mode="json")
+    data["edge"]["waf"] = {"paranoia_level": 1, "mode": "detection-only"}
+    data["limits"]["body_max_bytes"] = 2048
+    v = template_vars(data, tmp_path, "/x.json")
+    assert (v["waf_paranoia_level"], v["waf_engine"], v["waf_body_max_bytes"]) == (1, "DetectionOnly", 2048)
+    with pytest.raises(ValueError):
+        template_vars(data, tmp_path, "/x.json", paranoia_override=7)
