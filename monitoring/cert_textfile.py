@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 from cryptography import x509
@@ -39,7 +39,7 @@ def not_after(cert: x509.Certificate) -> float:
     """Expiry as Unix seconds (cryptography < 42 has only the naive UTC attribute)."""
     value = getattr(cert, "not_valid_after_utc", None)
     if value is None:
-        value = cert.not_valid_after.replace(tzinfo=timezone.utc)
+        value = cert.not_valid_after.replace(tzinfo=UTC)
     return value.timestamp()
 
 
@@ -106,11 +106,20 @@ def write_atomic(out: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write certificate expiry metrics for the textfile collector.")
-    parser.add_argument("--cert-dir", action="append", type=Path, required=True, help="directory of PEM files (repeatable)")
-    parser.add_argument("--out", type=Path, required=True, help="*.prom file in the textfile-collector directory")
+    parser = argparse.ArgumentParser(
+        description="Write certificate expiry metrics for the textfile collector."
+    )
     parser.add_argument(
-        "--every", type=float, default=0, help="repeat every N seconds (run under the process manager; 0: once)"
+        "--cert-dir", action="append", type=Path, required=True, help="directory of PEM files (repeatable)"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="*.prom file in the textfile-collector directory"
+    )
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=0,
+        help="repeat every N seconds (run under the process manager; 0: once)",
     )
     args = parser.parse_args(argv)
     while True:

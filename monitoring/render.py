@@ -32,7 +32,7 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,  # as Ansible renders: both engines must produce the same bytes
-        autoescape=False,  # YAML output, not HTML  # noqa: S701
+        autoescape=False,  # YAML output, not HTML
     )
 
 

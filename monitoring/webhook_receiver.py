@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -54,11 +54,11 @@ class AlertLog:
 def records_from(payload: Any, received_at: str) -> list[dict[str, Any]]:
     """One record per alert of an Alertmanager webhook payload (version 4); ValueError if malformed."""
     if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
-        raise ValueError("expected an Alertmanager webhook payload with an 'alerts' list")
+        raise ValueError("expected an Alertmanager webhook payload with an 'alerts' list")  # noqa: TRY004 (400, not a bug)
     out: list[dict[str, Any]] = []
     for alert in payload["alerts"]:
         if not isinstance(alert, dict) or not isinstance(alert.get("labels", {}), dict):
-            raise ValueError("every alert must be an object with a 'labels' object")
+            raise ValueError("every alert must be an object with a 'labels' object")  # noqa: TRY004
         record = {k: alert[k] for k in KEPT_FIELDS if k in alert}
         record["alertname"] = alert.get("labels", {}).get("alertname")
         record["receiver"] = payload.get("receiver")
@@ -81,13 +81,13 @@ def make_handler(log: AlertLog, max_bytes: int) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        def do_GET(self) -> None:
             if self.path == "/healthz":
                 self._reply(200, {"status": "ok"})
             else:
                 self._reply(404, {"error": "not found"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path not in PATHS:
                 self._reply(404, {"error": "not found"})
                 return
@@ -104,14 +104,14 @@ def make_handler(log: AlertLog, max_bytes: int) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 payload = json.loads(self.rfile.read(length))
-                records = records_from(payload, datetime.now(timezone.utc).isoformat())
+                records = records_from(payload, datetime.now(UTC).isoformat())
             except (ValueError, UnicodeDecodeError) as exc:
                 self._reply(400, {"error": str(exc)[:200]})
                 return
             log.write(records)
             self._reply(200, {"written": len(records)})
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             # One line per request on stderr (the process manager keeps it); no bodies, no headers.
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
@@ -133,7 +133,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_server(listen: str, file: Path, max_bytes: int = DEFAULT_MAX_BYTES, allow_remote: bool = False) -> ThreadingHTTPServer:
+def make_server(
+    listen: str, file: Path, max_bytes: int = DEFAULT_MAX_BYTES, allow_remote: bool = False
+) -> ThreadingHTTPServer:
     host, port = parse_listen(listen)
     if not allow_remote and not is_loopback(host):
         raise SystemExit(f"refusing to listen on {host}: loopback only unless --allow-remote")
@@ -145,7 +147,9 @@ def make_server(listen: str, file: Path, max_bytes: int = DEFAULT_MAX_BYTES, all
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default=DEFAULT_LISTEN, help="host:port (default %(default)s, loopback)")
-    parser.add_argument("--file", required=True, type=Path, help="append one JSON line per alert to this file")
+    parser.add_argument(
+        "--file", required=True, type=Path, help="append one JSON line per alert to this file"
+    )
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="largest accepted body")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback listen address")
     args = parser.parse_args(argv)

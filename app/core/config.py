@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from functools import cached_property, lru_cache
-from ipaddress import ip_address, ip_network, IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Literal
 

@@ -92,7 +92,7 @@ class RequestContextMiddleware:
                 await self._send_problem(send_wrapper, *refusal)
             else:
                 await self.app(scope, receive, send_wrapper)
-        except Exception as exc:  # last resort: a generic 500 without trace (ASVS V7.4.1)
+        except Exception as exc:  # noqa: BLE001 - last resort: a generic 500 without trace (ASVS V7.4.1)
             app_log.exception("unhandled error", extra={"error.type": type(exc).__name__})
             if not status_holder["started"]:
                 await self._send_problem(send_wrapper, 500, "internal", None)

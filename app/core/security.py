@@ -23,7 +23,7 @@ import httpx
 from fastapi import Depends, Request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 from pydantic import BaseModel, ConfigDict
 

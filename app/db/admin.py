@@ -39,7 +39,7 @@ def scram_verifier(password: str, salt: bytes | None = None, iterations: int = S
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    b64 = lambda b: base64.b64encode(b).decode()
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
@@ -48,7 +48,7 @@ def scram_matches(verifier: str | None, password: str) -> bool:
     if not verifier or not verifier.startswith("SCRAM-SHA-256$"):
         return False
     try:
-        head, keys = verifier[len("SCRAM-SHA-256$"):].split("$", 1)
+        head, _keys = verifier[len("SCRAM-SHA-256$"):].split("$", 1)
         iterations_s, salt_b64 = head.split(":", 1)
         expected = scram_verifier(password, base64.b64decode(salt_b64), int(iterations_s))
     except ValueError:

@@ -27,6 +27,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "WARN", "OK", "INFO", "DEBUG")
+# Findings that follow from documented lab decisions; reported under "accepted", never silently dropped.
+ACCEPTED: dict[str, str] = {
+    "cipher_order": "Mozilla intermediate sets ssl_prefer_server_ciphers off: every offered suite is strong, "
+    "the client picks what its hardware does fastest",
+    "cert_revocation": "lab CA: leaves carry no CRL/OCSP URI; short-lived leaves plus local CRLs (pki/README.md)",
+}
 RANK = {"CRITICAL": 5, "HIGH": 4, "MEDIUM": 3, "LOW": 2, "WARN": 1, "OK": 0, "INFO": 0, "DEBUG": 0}
 
 
@@ -39,16 +45,21 @@ def find_testssl() -> str | None:
     return None
 
 
-def default_target() -> tuple[str, str | None]:
-    """The lab edge and its CA bundle, from the lab definition."""
+def lab_settings() -> dict[str, Any]:
+    """The lab edge, its CA bundle and the certificate renewal point, from the lab definition."""
     sys.path.insert(0, str(REPO))
     from seclab.labdef import load
 
     lab = load()
-    return f"{lab.edge.host_names[0]}:{lab.ports.edge_https}", str(Path(lab.paths.pki) / "ca" / "ca-bundle.crt")
+    return {
+        "target": f"{lab.edge.host_names[0]}:{lab.ports.edge_https}",
+        "ca_file": str(Path(lab.paths.pki) / "ca" / "ca-bundle.crt"),
+        # Leaves live 30 days and are renewed with a third left: only an overdue renewal is a finding.
+        "renew_days": max(1, int(lab.pki.leaf_lifetime_days * lab.pki.renew_fraction)),
+    }
 
 
-def summarise(findings: list[dict[str, Any]], target: str) -> dict[str, Any]:
+def summarise(findings: list[dict[str, Any]], target: str, accepted: dict[str, str]) -> dict[str, Any]:
     counts = Counter(str(f.get("severity", "INFO")).upper() for f in findings)
     notable = [
         {k: f.get(k) for k in ("id", "severity", "finding", "cve", "cwe") if f.get(k)}
@@ -56,6 +67,9 @@ def summarise(findings: list[dict[str, Any]], target: str) -> dict[str, Any]:
         if RANK.get(str(f.get("severity", "")).upper(), 0) >= RANK["MEDIUM"]
     ]
     notable.sort(key=lambda f: -RANK.get(f["severity"], 0))
+    for f in notable:
+        if f["id"] in accepted:
+            f["accepted_because"] = accepted[f["id"]]
     low = [
         {"id": f.get("id"), "finding": f.get("finding")}
         for f in findings
@@ -83,7 +97,9 @@ def load_findings(text: str) -> list[dict[str, Any]]:
         return json.loads(cut + "]") if cut else []
 
 
-def scan(testssl: str, target: str, ca_file: str | None, raw_json: Path, extra: list[str], timeout: int) -> int:
+def scan(
+    testssl: str, target: str, ca_file: str | None, raw_json: Path, extra: list[str], timeout: int, renew_days: int
+) -> int:
     cmd = [
         testssl, "--quiet", "--color", "0", "--warnings", "off", "--jsonfile", str(raw_json),
         "--connect-timeout", "10", "--openssl-timeout", "10",
@@ -91,7 +107,9 @@ def scan(testssl: str, target: str, ca_file: str | None, raw_json: Path, extra: 
     if ca_file:
         cmd += ["--add-ca", ca_file]  # trust the lab CA, so chain findings are about the chain, not the anchor
     cmd += extra + [target]
-    env = {**os.environ, "TERM": "dumb"}
+    # testssl's expiry thresholds (default 60/30 days) assume year-long certificates: warn at twice
+    # the renewal point, HIGH when the renewal is overdue.
+    env = {**os.environ, "TERM": "dumb", "DAYS2WARN1": str(2 * renew_days), "DAYS2WARN2": str(renew_days)}
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout, env=env)
     if proc.returncode not in (0,) and not raw_json.exists():
         sys.stderr.write(proc.stderr[-2000:])
@@ -113,28 +131,32 @@ def main(argv: list[str] | None = None) -> int:
     if testssl is None:
         print(json.dumps({"failed": True, "msg": "testssl.sh not installed (apt-get install testssl.sh)"}))
         return 2
+    settings = lab_settings()
     target, ca_file = args.target, args.ca_file
     if target is None:
-        target, lab_ca = default_target()
-        ca_file = ca_file or lab_ca
+        target = settings["target"]
+        ca_file = ca_file or settings["ca_file"]
     with tempfile.TemporaryDirectory(prefix="seclab-testssl-") as tmp:
         raw = args.raw_json or Path(tmp) / "testssl.json"
         if raw.exists():
             raw.unlink()  # testssl refuses to overwrite
         started = time.time()
-        rc = scan(testssl, target, ca_file, raw, args.extra, args.timeout)
+        rc = scan(testssl, target, ca_file, raw, args.extra, args.timeout, settings["renew_days"])
         if not raw.exists():
             print(json.dumps({"failed": True, "msg": f"testssl exited {rc} without findings", "target": target}))
             return 2
         findings = load_findings(raw.read_text())
     version = subprocess.run([testssl, "--version"], capture_output=True, text=True).stdout
-    summary = summarise(findings, target)
+    summary = summarise(findings, target, ACCEPTED)
     match = re.search(r"testssl(?:\.sh)?\s+(\d[\w.\-]*)", re.sub(r"\x1b\[[0-9;]*m", "", version))
     summary["tool"] = {"name": "testssl.sh", "path": testssl, "version": match.group(1) if match else None}
     summary["duration_s"] = round(time.time() - started, 1)
     summary["testssl_exit"] = rc
     summary["fail_on"] = args.fail_on
-    summary["ok"] = not any(RANK[f["severity"]] >= RANK[args.fail_on] for f in summary["medium_or_above"])
+    summary["renew_days"] = settings["renew_days"]
+    summary["ok"] = not any(
+        RANK[f["severity"]] >= RANK[args.fail_on] and "accepted_because" not in f for f in summary["medium_or_above"]
+    )
     text = json.dumps(summary, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

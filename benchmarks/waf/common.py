@@ -11,10 +11,11 @@ import argparse
 import json
 import ssl
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from benchmarks.waf.local import REPO, WafInstance, start_instance
 

@@ -4,6 +4,8 @@ Why: switching off rule files for platforms the lab does not run (and exempting 
 the injection families) should make each request cheaper; this measures it instead of asserting it.
 For local instances the nginx worker's CPU time comes from /proc/<pid>/stat (utime + stime); against
 --base-url only requests/s are measured (or give --pids of the edge's nginx workers).
+Note: stock CRS refuses part of the chat messages, and a refused request skips the proxying to the
+backend, so stock's CPU per request is if anything understated; the status column shows the split.
 
     python -m benchmarks.waf.cpu --start-local --requests 800 --json cpu.json
 """
@@ -22,7 +24,14 @@ from typing import Any
 import httpx
 
 from benchmarks.waf.common import (
-    CHAT_LEGIT, FAKE_BEARER, MESSAGE_PATH, add_target_args, print_table, ssl_context, targets, write_json,
+    CHAT_LEGIT,
+    FAKE_BEARER,
+    MESSAGE_PATH,
+    add_target_args,
+    print_table,
+    ssl_context,
+    targets,
+    write_json,
 )
 from benchmarks.waf.falsepositives import load_prompts
 

@@ -125,7 +125,7 @@ async def send_raw(base_url: str, request: bytes, ctx: ssl.SSLContext | None, ti
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(u.hostname, port, ssl=(ctx or ssl.create_default_context()) if tls else None,
                                     server_hostname=u.hostname if tls else None), timeout)
-    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+    except (TimeoutError, OSError, ssl.SSLError):
         return 0
     try:
         writer.write(request)
@@ -133,13 +133,13 @@ async def send_raw(base_url: str, request: bytes, ctx: ssl.SSLContext | None, ti
         line = await asyncio.wait_for(reader.readline(), timeout)
         m = re.match(rb"HTTP/\d(?:\.\d)?\s+(\d{3})", line)
         return int(m.group(1)) if m else 0
-    except (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError):
+    except (TimeoutError, OSError, ssl.SSLError, ValueError):
         return 0
     finally:
         writer.close()
         try:
             await asyncio.wait_for(writer.wait_closed(), 2)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError):
+        except (TimeoutError, OSError, ssl.SSLError):
             pass
 
 

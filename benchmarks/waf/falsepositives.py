@@ -22,8 +22,16 @@ from typing import Any
 import httpx
 
 from benchmarks.waf.common import (
-    CHAT_LEGIT, FAKE_BEARER, MESSAGE_PATH, Target, add_target_args, pct, print_table, ssl_context,
-    targets, write_json,
+    CHAT_LEGIT,
+    FAKE_BEARER,
+    MESSAGE_PATH,
+    Target,
+    add_target_args,
+    pct,
+    print_table,
+    ssl_context,
+    targets,
+    write_json,
 )
 from benchmarks.waf.local import rule_ids_by_request
 

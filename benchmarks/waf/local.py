@@ -19,15 +19,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # waf_rules is a top-level directory of the repository
     sys.path.insert(0, str(REPO))
 
-from waf_rules.render import MODSEC_MODULE, render  # noqa: E402
+from waf_rules.render import MODSEC_MODULE, render
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PORT_RANGE = range(18080, 18100)
@@ -198,7 +199,7 @@ def start_instance(
     ).replace("    upstream_stub {}\n", BACKEND.format(prefix=prefix))
     (prefix / "nginx.conf").write_text(conf)
     test = subprocess.run([NGINX, "-t", "-q", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if test.returncode != 0:
         raise RuntimeError(f"nginx -t failed for {name}: {test.stderr.strip()}")
     proc = subprocess.Popen(
@@ -233,7 +234,7 @@ def nginx_test_config(main_conf: Path, problem_pages: Path) -> subprocess.Comple
             f"    modsecurity_rules_file {main_conf};\n    include {problem_pages};\n"
             "    location / { return 204; }\n  }\n}\n"
         )
-        return subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
+        return subprocess.run([NGINX, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True, check=False)
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 

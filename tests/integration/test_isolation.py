@@ -38,7 +38,7 @@ async def test_acme_role_cannot_reach_globex(app_conn: asyncpg.Connection, synce
             await app_conn.execute(sql)
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
     "KNOWN LIMIT: PostgreSQL checks SET ROLE against the session user (seclab_app), not the current role, "
     "so SQL that an attacker fully controls could switch tenants. Only bind parameters (Tortoise/asyncpg) "
     "stand in the way; per-tenant login roles with per-tenant pools would close this."

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import schemathesis
 import uvicorn
-from hypothesis import HealthCheck, settings as hsettings
-
+from hypothesis import HealthCheck
+from hypothesis import settings as hsettings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.core.config import Settings, load_settings

@@ -1,36 +1,20 @@
-"""Fixtures for the monitoring tests: the default lab definition, the rendered configs, the tools.
+"""Fixtures for the monitoring tests: the default lab definition and the rendered configs.
 
 `monitoring` is not (yet) an installed package (pyproject's packages.find does not include it), so
-the repository root is put on sys.path here.
+support.py puts the repository root on sys.path.
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from monitoring import render
+from seclab import labdef
 
-from monitoring import render  # noqa: E402
-from seclab import labdef  # noqa: E402
-
-MONITORING = REPO / "monitoring"
-ROLE = REPO / "playbooks" / "roles" / "monitoring"
-
-
-def tool(name: str) -> str:
-    """Path of a Prometheus tool, or skip: `./lab up` installs them (Debian packages prometheus,
-    prometheus-alertmanager); on a laptop without them these checks cannot run."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} not installed (apt-get install prometheus prometheus-alertmanager; `./lab up` does)")
-    return path
+from .support import REPO  # noqa: F401  (sys.path set-up happens on import)
 
 
 @pytest.fixture(scope="session")

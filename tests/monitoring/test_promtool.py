@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import MONITORING, tool
 
 from monitoring import render
 from seclab import labdef
 
+from .support import MONITORING, tool
+
 
 def run(*cmd: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [str(c) for c in cmd], check=False, capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_rule_unit_tests_pass() -> None:
@@ -62,8 +65,11 @@ def test_rule_tests_can_fail(tmp_path: Path) -> None:
 def _latency_test(rule_dir: Path) -> dict[str, Any]:
     """The latency scenario of seclab_test.yml, but with the target from the RENDERED lab-targets.yml."""
     tests = yaml.safe_load((MONITORING / "tests" / "seclab_test.yml").read_text())
-    case = next(t for t in tests["tests"] if any(
-        c["alertname"] == "SeclabLatencyP95AboveTarget" for c in t.get("alert_rule_test", [])))
+    case = next(
+        t
+        for t in tests["tests"]
+        if any(c["alertname"] == "SeclabLatencyP95AboveTarget" for c in t.get("alert_rule_test", []))
+    )
     case["input_series"] = [s for s in case["input_series"] if s["series"] != "seclab:lab_target_p95_seconds"]
     return {
         "rule_files": [str(rule_dir / "seclab.yml"), str(rule_dir / "lab-targets.yml")],
@@ -100,8 +106,12 @@ def test_rendered_prometheus_config_is_valid(rendered: Path) -> None:
 def test_mtls_switch_renders_a_valid_config(tmp_path: Path, lab_vars: dict[str, Any]) -> None:
     for name in ("ca.crt", "scraper.crt", "scraper.key"):
         (tmp_path / name).write_text("placeholder\n")
-    tls = {"ca_file": str(tmp_path / "ca.crt"), "cert_file": str(tmp_path / "scraper.crt"),
-           "key_file": str(tmp_path / "scraper.key"), "server_name": "app"}
+    tls = {
+        "ca_file": str(tmp_path / "ca.crt"),
+        "cert_file": str(tmp_path / "scraper.crt"),
+        "key_file": str(tmp_path / "scraper.key"),
+        "server_name": "app",
+    }
     render.write_all(tmp_path, lab_vars, monitoring_app_tls=tls)
     doc = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
     app = next(j for j in doc["scrape_configs"] if j["job_name"] == "app")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import MONITORING
 
 from monitoring import render
+
+from .support import MONITORING
 
 JOBS = {"app", "node", "postgres", "redis", "nginx", "prometheus", "alertmanager"}
 
@@ -31,7 +32,9 @@ def test_every_scrape_target_is_loopback(rendered: Path, lab_vars: dict[str, Any
     jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
     assert set(jobs) == JOBS
     targets = [t for j in jobs.values() for sc in j["static_configs"] for t in sc["targets"]]
-    targets += [t for am in doc["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    targets += [
+        t for am in doc["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]
+    ]
     assert targets and all(_is_loopback(_host(t)) for t in targets), targets
     assert jobs["app"]["static_configs"][0]["targets"] == [f"127.0.0.1:{lab_vars['lab']['ports']['app']}"]
     assert jobs["app"]["metrics_path"] == "/metrics" and jobs["app"]["scheme"] == "http"
@@ -47,7 +50,9 @@ def test_ports_follow_the_lab_definition(tmp_path: Path, lab_vars: dict[str, Any
 
 
 def test_container_engine_can_override_targets(lab_vars: dict[str, Any]) -> None:
-    doc = yaml.safe_load(render.render("prometheus.yml.j2", lab_vars, monitoring_targets={"node": "node-exporter:9100"}))
+    doc = yaml.safe_load(
+        render.render("prometheus.yml.j2", lab_vars, monitoring_targets={"node": "node-exporter:9100"})
+    )
     jobs = {j["job_name"]: j["static_configs"][0]["targets"][0] for j in doc["scrape_configs"]}
     assert jobs["node"] == "node-exporter:9100" and jobs["redis"] == "127.0.0.1:9121"
 
@@ -76,7 +81,9 @@ def test_every_alert_is_documented(rule: dict[str, Any]) -> None:
     assert rule["labels"]["layer"] in {"edge", "identity", "app", "data", "ai", "platform"}
     ann = rule["annotations"]
     assert ann["summary"] and ann["description"]
-    assert re.search(r"ASVS 4\.0\.3 V\d|OWASP (Top 10 2021|API Security Top 10 2023|LLM|CRS)", ann["reference"])
+    assert re.search(
+        r"ASVS 4\.0\.3 V\d|OWASP (Top 10 2021|API Security Top 10 2023|LLM|CRS)", ann["reference"]
+    )
     # The one-line reason above the rule, in the file itself (the working rule of the repository).
     before = RULES_TEXT[: RULES_TEXT.index(f"- alert: {rule['alert']}\n")].rstrip().splitlines()
     comments = []

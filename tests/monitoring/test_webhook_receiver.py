@@ -84,7 +84,9 @@ def test_alerts_become_json_lines(receiver: tuple[str, Path]) -> None:
         ({"json": {"alerts": [], "pad": "x" * 5000}}, 413),
     ],
 )
-def test_bad_input_is_refused_and_nothing_written(receiver: tuple[str, Path], kwargs: dict, status: int) -> None:
+def test_bad_input_is_refused_and_nothing_written(
+    receiver: tuple[str, Path], kwargs: dict, status: int
+) -> None:
     url, out = receiver
     assert httpx.post(f"{url}/alerts", **kwargs).status_code == status
     assert out.read_text() == ""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # waf_rules and benchmarks are top-level directories of the repository
     sys.path.insert(0, str(REPO))
 
-from waf_rules.render import CRS_RULES_DIR, MODSEC_MODULE  # noqa: E402
+from waf_rules.render import CRS_RULES_DIR, MODSEC_MODULE
 
 CORPORA = REPO.parent / "shared" / "corpora"
 

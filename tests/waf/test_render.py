@@ -26,7 +26,7 @@ def test_render_and_nginx_syntax(lab: Any, waf_packages: None, tmp_path: Path, l
     modsec = (tmp_path / "waf" / "modsecurity.conf").read_text()
     setup = (tmp_path / "waf" / "crs-setup.conf").read_text()
     engine = "DetectionOnly" if mode == "detection-only" else "On"
-    assert re.search(rf"^SecRuleEngine {engine}$", modsec, re.M)
+    assert re.search(rf"^SecRuleEngine {engine}$", modsec, re.MULTILINE)
     assert re.search(rf"setvar:tx\.paranoia_level={level}\"", setup)
     assert f"SecAuditLog {tmp_path / 'audit.json'}" in modsec
     assert "SecAuditLogFormat JSON" in modsec
@@ -40,7 +40,7 @@ def test_render_and_nginx_syntax(lab: Any, waf_packages: None, tmp_path: Path, l
 def test_tuned_selection_switches_off_irrelevant_files(lab: Any, tmp_path: Path) -> None:
     render(lab, tmp_path, tmp_path / "audit.json")
     sel = (tmp_path / "rules" / "crs-selection.conf").read_text()
-    included = re.findall(r"^Include \S+/([^/\s]+\.conf)$", sel, re.M)
+    included = re.findall(r"^Include \S+/([^/\s]+\.conf)$", sel, re.MULTILINE)
     for off in ("DRUPAL", "WORDPRESS", "NEXTCLOUD", "DOKUWIKI", "CPANEL", "XENFORO", "944-APPLICATION-ATTACK-JAVA",
                 "952-DATA-LEAKAGES-JAVA", "953-DATA-LEAKAGES-PHP", "954-DATA-LEAKAGES-IIS"):
         assert not any(off in f for f in included), off
@@ -62,7 +62,7 @@ def test_exclusions_only_touch_the_message_field(lab: Any, tmp_path: Path) -> No
         assert arg.split(";")[1] in ("ARGS:json.content", "REQUEST_BODY"), arg
     assert "REQUEST_FILENAME \"@rx ^/api/v1/conversations/[A-Za-z0-9_-]{1,64}/messages$\"" in text
     after = (tmp_path / "rules" / "RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf").read_text()
-    assert not re.search(r"^\s*SecRule(Remove|Update)", after, re.M)
+    assert not re.search(r"^\s*SecRule(Remove|Update)", after, re.MULTILINE)
 
 
 def test_every_template_variable_is_documented_in_the_role() -> None:

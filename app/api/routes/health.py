@@ -27,7 +27,7 @@ async def _check_postgres(request: Request) -> bool:
         conn = request.app.state.orm.connections.get("default")
         await asyncio.wait_for(conn.execute_query("SELECT 1"), timeout=2.0)
         return True
-    except Exception as exc:  # any failure means "not ready", never a 500
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", never a 500
         log.warning("readiness: postgres down", extra={"error.type": type(exc).__name__})
         return False
 
@@ -35,7 +35,7 @@ async def _check_postgres(request: Request) -> bool:
 async def _check_redis(request: Request) -> bool:
     try:
         return bool(await asyncio.wait_for(request.app.state.redis.ping(), timeout=2.0))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - same: report, never raise
         log.warning("readiness: redis down", extra={"error.type": type(exc).__name__})
         return False
 
