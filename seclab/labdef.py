@@ -56,6 +56,11 @@ class Ports(_Strict):
     prometheus: int = Field(default=9090, ge=1, le=65535)
     alertmanager: int = Field(default=9093, ge=1, le=65535)
     flower: int = Field(default=5555, ge=1, le=65535)
+    node_exporter: int = Field(default=9100, ge=1, le=65535, description="loopback")
+    postgres_exporter: int = Field(default=9187, ge=1, le=65535, description="loopback")
+    redis_exporter: int = Field(default=9121, ge=1, le=65535, description="loopback")
+    nginx_exporter: int = Field(default=9113, ge=1, le=65535, description="loopback")
+    alert_webhook: int = Field(default=9095, ge=1, le=65535, description="loopback: Alertmanager test receiver")
 
 
 class Paths(_Strict):
