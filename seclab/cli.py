@@ -51,6 +51,15 @@ def _mount_subapps() -> None:
                 continue
             raise
         cli.add_typer(mod.app, name=name)
+    # Top-level verbs that live in their own module (attack, report): each exposes register(cli).
+    for module in ("seclab.commands.attack", "seclab.commands.report"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        mod.register(cli)
 
 
 @cli.callback()
