@@ -46,7 +46,7 @@ def role_defaults() -> dict[str, Any]:
     """The raw (unevaluated) defaults of the Ansible edge role."""
     data = yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        raise ValueError(f"{DEFAULTS_FILE}: expected a mapping")
+        raise TypeError(f"{DEFAULTS_FILE}: expected a mapping")
     return data
 
 
@@ -60,7 +60,7 @@ def template_vars(lab: Any, **overrides: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"not edge_* variables: {', '.join(unknown)}")
     native = NativeEnvironment(undefined=jinja2.ChainableUndefined)
-    values: dict[str, Any] = {"lab": _lab_dict(lab), "playbook_dir": str(TEMPLATE_DIR.parent / "playbooks")}
+    values: dict[str, Any] = {"lab": _lab_dict(lab), "role_path": str(DEFAULTS_FILE.parents[1])}
     for key, raw in role_defaults().items():
         if key in overrides:
             values[key] = overrides[key]

@@ -81,10 +81,24 @@ def summarise(findings: list[dict[str, Any]], target: str, accepted: dict[str, s
         "counts": {s: counts.get(s, 0) for s in SEVERITIES if counts.get(s, 0)},
         "medium_or_above": notable,
         "low_and_warn": low,
-        "highlights": {k: by_id.get(k) for k in (
-            "SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "HSTS", "FS", "cipher_order",
-            "overall_grade", "cert_chain_of_trust", "cert_trust",
-        ) if k in by_id},
+        "highlights": {
+            k: by_id.get(k)
+            for k in (
+                "SSLv2",
+                "SSLv3",
+                "TLS1",
+                "TLS1_1",
+                "TLS1_2",
+                "TLS1_3",
+                "HSTS",
+                "FS",
+                "cipher_order",
+                "overall_grade",
+                "cert_chain_of_trust",
+                "cert_trust",
+            )
+            if k in by_id
+        },
     }
 
 
@@ -98,19 +112,40 @@ def load_findings(text: str) -> list[dict[str, Any]]:
 
 
 def scan(
-    testssl: str, target: str, ca_file: str | None, raw_json: Path, extra: list[str], timeout: int, renew_days: int
+    testssl: str,
+    target: str,
+    ca_file: str | None,
+    raw_json: Path,
+    extra: list[str],
+    timeout: int,
+    renew_days: int,
 ) -> int:
     cmd = [
-        testssl, "--quiet", "--color", "0", "--warnings", "off", "--jsonfile", str(raw_json),
-        "--connect-timeout", "10", "--openssl-timeout", "10",
+        testssl,
+        "--quiet",
+        "--color",
+        "0",
+        "--warnings",
+        "off",
+        "--jsonfile",
+        str(raw_json),
+        "--connect-timeout",
+        "10",
+        "--openssl-timeout",
+        "10",
     ]
     if ca_file:
-        cmd += ["--add-ca", ca_file]  # trust the lab CA, so chain findings are about the chain, not the anchor
+        cmd += [
+            "--add-ca",
+            ca_file,
+        ]  # trust the lab CA, so chain findings are about the chain, not the anchor
     cmd += extra + [target]
     # testssl's expiry thresholds (default 60/30 days) assume year-long certificates: warn at twice
     # the renewal point, HIGH when the renewal is overdue.
     env = {**os.environ, "TERM": "dumb", "DAYS2WARN1": str(2 * renew_days), "DAYS2WARN2": str(renew_days)}
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(  # noqa: PLW1510 - exit status inspected
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout, env=env
+    )
     if proc.returncode not in (0,) and not raw_json.exists():
         sys.stderr.write(proc.stderr[-2000:])
     return proc.returncode
@@ -143,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         started = time.time()
         rc = scan(testssl, target, ca_file, raw, args.extra, args.timeout, settings["renew_days"])
         if not raw.exists():
-            print(json.dumps({"failed": True, "msg": f"testssl exited {rc} without findings", "target": target}))
+            print(
+                json.dumps({"failed": True, "msg": f"testssl exited {rc} without findings", "target": target})
+            )
             return 2
         findings = load_findings(raw.read_text())
-    version = subprocess.run([testssl, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run(check=False, args=[testssl, "--version"], capture_output=True, text=True).stdout
     summary = summarise(findings, target, ACCEPTED)
     match = re.search(r"testssl(?:\.sh)?\s+(\d[\w.\-]*)", re.sub(r"\x1b\[[0-9;]*m", "", version))
     summary["tool"] = {"name": "testssl.sh", "path": testssl, "version": match.group(1) if match else None}
@@ -155,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["fail_on"] = args.fail_on
     summary["renew_days"] = settings["renew_days"]
     summary["ok"] = not any(
-        RANK[f["severity"]] >= RANK[args.fail_on] and "accepted_because" not in f for f in summary["medium_or_above"]
+        RANK[f["severity"]] >= RANK[args.fail_on] and "accepted_because" not in f
+        for f in summary["medium_or_above"]
     )
     text = json.dumps(summary, indent=2)
     if args.json:

@@ -115,6 +115,10 @@ def _one_line(text: Any, limit: int = 300) -> str:
 
 def _failure_message(res: dict[str, Any]) -> str:
     """The most telling line of a failed result: module msg, else the tool's JSON msg, else stderr."""
+    items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    if items:  # a loop: name the first failed item
+        label = items[0].get("_ansible_item_label", items[0].get("item"))
+        return f"item {_one_line(label, 80)}: {_failure_message(items[0])}"
     msg = res.get("msg") or ""
     stdout = (res.get("stdout") or "").strip()
     stderr = (res.get("stderr") or "").strip()

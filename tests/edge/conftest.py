@@ -81,13 +81,16 @@ def render_edge(lab: Any, conf_dir: Path, pki_dir: Path, **overrides: Any) -> Pa
         "edge_app_upstream": f"127.0.0.1:{BACKEND_PORT}",
         "edge_user": worker_user(),
         "edge_worker_processes": 1,
+        "edge_stub_status_listen": "",  # 8088 belongs to the lab; the tests do not need it
     }
     values.update(overrides)
     return render(lab, conf_dir, **values)
 
 
 def nginx_test(conf: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([NGINX, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        check=False, args=[NGINX, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=60
+    )
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -127,13 +130,25 @@ class Upstreams:
 def backend_command(pki: Path) -> list[str]:
     """The app's uvicorn command with the mTLS flags the app role must use (see the report)."""
     return [
-        sys.executable, "-m", "uvicorn", "tests.edge.fake_upstreams:app",
-        "--host", "127.0.0.1", "--port", str(BACKEND_PORT),
-        "--ssl-keyfile", str(pki / "private" / "app.key"),
-        "--ssl-certfile", str(pki / "certs" / "app.chain.crt"),
-        "--ssl-ca-certs", str(pki / "ca" / "ca-bundle.crt"),
-        "--ssl-cert-reqs", "2",  # ssl.CERT_REQUIRED: no client certificate from the lab CA, no TLS
-        "--no-server-header", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.edge.fake_upstreams:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(BACKEND_PORT),
+        "--ssl-keyfile",
+        str(pki / "private" / "app.key"),
+        "--ssl-certfile",
+        str(pki / "certs" / "app.chain.crt"),
+        "--ssl-ca-certs",
+        str(pki / "ca" / "ca-bundle.crt"),
+        "--ssl-cert-reqs",
+        "2",  # ssl.CERT_REQUIRED: no client certificate from the lab CA, no TLS
+        "--no-server-header",
+        "--log-level",
+        "warning",
     ]
 
 
@@ -147,9 +162,20 @@ def upstreams(pki_dir: Path) -> Iterator[Upstreams]:
     log = open(rd / "upstreams.log", "wb")  # noqa: SIM115 - closed below
     backend = subprocess.Popen(backend_command(pki_dir), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     idp = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.edge.fake_upstreams:idp", "--uds", str(sock),
-         "--no-server-header", "--log-level", "warning"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.edge.fake_upstreams:idp",
+            "--uds",
+            str(sock),
+            "--no-server-header",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for(lambda: port_open(BACKEND_PORT), "mTLS test backend", backend)

@@ -55,7 +55,11 @@ async def list_conversations(request: Request) -> JSONResponse:
     # Headers the edge must replace by its own single value.
     return JSONResponse(
         {"items": []},
-        headers={"X-Powered-By": "fake", "Cache-Control": "public, max-age=600", "X-Frame-Options": "SAMEORIGIN"},
+        headers={
+            "X-Powered-By": "fake",
+            "Cache-Control": "public, max-age=600",
+            "X-Frame-Options": "SAMEORIGIN",
+        },
     )
 
 
@@ -73,14 +77,26 @@ async def get_conversation(cid: str) -> JSONResponse:
 
 @app.get("/api/v1/forbidden")
 async def forbidden() -> JSONResponse:
-    body = {"type": "urn:seclab:problem:forbidden", "title": "Forbidden", "status": 403, "detail": "from-the-app"}
+    body = {
+        "type": "urn:seclab:problem:forbidden",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "from-the-app",
+    }
     return JSONResponse(body, status_code=403, media_type="application/problem+json")
 
 
 @app.get("/api/v1/busy")
 async def busy() -> JSONResponse:
-    body = {"type": "urn:seclab:problem:budget-exhausted", "title": "Budget", "status": 429, "detail": "from-the-app"}
-    return JSONResponse(body, status_code=429, media_type="application/problem+json", headers={"Retry-After": "42"})
+    body = {
+        "type": "urn:seclab:problem:budget-exhausted",
+        "title": "Budget",
+        "status": 429,
+        "detail": "from-the-app",
+    }
+    return JSONResponse(
+        body, status_code=429, media_type="application/problem+json", headers={"Retry-After": "42"}
+    )
 
 
 idp = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -93,4 +109,6 @@ async def discovery(realm: str, request: Request) -> dict[str, object]:
 
 @idp.post("/realms/{realm}/protocol/openid-connect/token")
 async def token(realm: str) -> JSONResponse:
-    return JSONResponse({"access_token": "fake", "token_type": "Bearer"}, headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"access_token": "fake", "token_type": "Bearer"}, headers={"Cache-Control": "no-store"}
+    )

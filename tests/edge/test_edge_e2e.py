@@ -32,9 +32,12 @@ from .fake_upstreams import APP_PROBLEM
 BASE = f"https://127.0.0.1:{EDGE_HTTPS}"
 HSTS = "max-age=63072000; includeSubDomains"
 MOZILLA_TLS12_SUITES = {
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
 }
 
 
@@ -62,7 +65,9 @@ def assert_security_headers(r: httpx.Response) -> None:
     assert h.get_list("strict-transport-security") == [HSTS]
     csp = h.get_list("content-security-policy")
     if r.request.url.path.startswith("/realms/"):  # the IdP's login pages may load their own assets
-        assert csp == ["default-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'"]
+        assert csp == [
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'"
+        ]
     else:
         assert csp == ["default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"]
     assert h["x-content-type-options"] == "nosniff"
@@ -185,7 +190,12 @@ def test_idp_routes_proxied_with_forwarded_headers(client: httpx.Client) -> None
     assert body["issuer"] == "https://localhost/realms/seclab"
     assert r.headers["strict-transport-security"] == HSTS
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
-    assert client.post("/realms/seclab/protocol/openid-connect/token", data={"grant_type": "password"}).status_code == 200
+    assert (
+        client.post(
+            "/realms/seclab/protocol/openid-connect/token", data={"grant_type": "password"}
+        ).status_code
+        == 200
+    )
 
 
 def test_access_log_is_json_with_request_id(client: httpx.Client, edge: EdgeInstance) -> None:
@@ -204,6 +214,7 @@ def test_access_log_is_json_with_request_id(client: httpx.Client, edge: EdgeInst
 
 
 # --- TLS -------------------------------------------------------------------------------------------
+
 
 def _handshake(ctx: ssl.SSLContext, port: int = EDGE_HTTPS, server_name: str = "localhost") -> ssl.SSLSocket:
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -249,6 +260,7 @@ def test_tls12_cbc_suite_refused(edge: EdgeInstance, pki_dir: Path) -> None:
 
 # --- mTLS to the app -------------------------------------------------------------------------------
 
+
 def _direct(ctx: ssl.SSLContext) -> bytes:
     s = _handshake(ctx, BACKEND_PORT, "app")
     try:
@@ -280,7 +292,9 @@ def test_backend_refuses_a_client_without_certificate(upstreams: Upstreams, pki_
         assert how.startswith("SSL"), how
 
 
-def test_backend_refuses_a_certificate_from_another_ca(upstreams: Upstreams, pki_dir: Path, tmp_path: Path) -> None:
+def test_backend_refuses_a_certificate_from_another_ca(
+    upstreams: Upstreams, pki_dir: Path, tmp_path: Path
+) -> None:
     from pki import build_plan, ensure
     from seclab.labdef import load
 
@@ -299,6 +313,7 @@ def test_backend_accepts_the_edge_client_certificate(upstreams: Upstreams, pki_d
 
 
 # --- Floods last: they exhaust the per-address zones -----------------------------------------------
+
 
 def test_token_route_flood_is_429_problem_with_retry_after(client: httpx.Client) -> None:
     statuses = []

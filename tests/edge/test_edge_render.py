@@ -70,6 +70,16 @@ def test_listens_on_all_addresses_and_redirects_with_308(rendered: dict[str, str
     assert "return 308 https://localhost$request_uri;" in d
 
 
+def test_stub_status_only_on_loopback(rendered: dict[str, str]) -> None:
+    d = directives(rendered["nginx.conf"])
+    assert "listen 127.0.0.1:8088;" in d and "stub_status;" in d
+    assert [x for x in d if x.startswith("listen ")] == [
+        "listen 127.0.0.1:8088;",
+        "listen 80 default_server;",
+        "listen 443 ssl http2 default_server;",
+    ]
+
+
 def test_security_headers_always_sent(rendered: dict[str, str]) -> None:
     h = rendered["snippets/seclab-security-headers.conf"]
     expected = {
@@ -95,7 +105,11 @@ def test_security_headers_always_sent(rendered: dict[str, str]) -> None:
 
 def test_no_add_header_below_server_level(rendered: dict[str, str]) -> None:
     """nginx drops inherited add_header in any block declaring its own: keep them all in the snippet."""
-    conf = rendered["nginx.conf"] + rendered["snippets/seclab-problems.conf"] + rendered["snippets/seclab-proxy-app.conf"]
+    conf = (
+        rendered["nginx.conf"]
+        + rendered["snippets/seclab-problems.conf"]
+        + rendered["snippets/seclab-proxy-app.conf"]
+    )
     https = conf.split("listen 443 ssl", 1)[1]
     assert not [x for x in directives(https) if x.startswith("add_header")]
 
@@ -109,8 +123,13 @@ def test_request_limits_from_the_lab_definition(tmp_path: Path, lab: LabDefiniti
     assert "client_max_body_size 2048;" in d
     assert "client_body_buffer_size 2048;" in d
     assert any(x.startswith("limit_req_zone $edge_message_key") and "rate=7r/m" in x for x in d)
-    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout", "keepalive_timeout",
-                      "large_client_header_buffers"):
+    for directive in (
+        "client_header_timeout",
+        "client_body_timeout",
+        "send_timeout",
+        "keepalive_timeout",
+        "large_client_header_buffers",
+    ):
         assert any(x.startswith(directive + " ") for x in d), directive
     assert "limit_req_status 429;" in d
     assert any(x.startswith("limit_conn edge_conn ") for x in d)
@@ -196,7 +215,11 @@ def test_nginx_accepts_the_config_with_the_waf(tmp_path: Path, lab: LabDefinitio
         pytest.skip("ModSecurity connector not installed")
     waf.render(lab, tmp_path / "waf", tmp_path / "audit.json", tmp_dir=str(tmp_path))
     conf = render_edge(
-        lab, tmp_path / "conf", pki_dir, edge_waf_enabled=True, edge_waf_conf_dir=str(tmp_path / "waf"),
+        lab,
+        tmp_path / "conf",
+        pki_dir,
+        edge_waf_enabled=True,
+        edge_waf_conf_dir=str(tmp_path / "waf"),
         edge_modules=[waf.MODSEC_MODULE],
     )
     result = nginx_test(conf)

@@ -29,27 +29,46 @@ PLAYBOOK = Path(__file__).parent / "playbooks" / "edge_roles.yml"
 ANSIBLE = Path(sys.executable).with_name("ansible-playbook")
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not ANSIBLE.exists() or shutil.which("supervisorctl") is None
-    or subprocess.run(["supervisorctl", "pid"], capture_output=True, text=True).stdout.strip().isdigit() is False,
+    os.geteuid() != 0
+    or not ANSIBLE.exists()
+    or shutil.which("supervisorctl") is None
+    or subprocess.run(check=False, args=["supervisorctl", "pid"], capture_output=True, text=True)
+    .stdout.strip()
+    .isdigit()
+    is False,
     reason="needs root, ansible-playbook and a running supervisord",
 )
 
 
 def _remove_program() -> None:
     conf = Path(f"/etc/supervisor/conf.d/{PROGRAM}.conf")
-    subprocess.run(["supervisorctl", "stop", PROGRAM], capture_output=True)
+    subprocess.run(check=False, args=["supervisorctl", "stop", PROGRAM], capture_output=True)
     if conf.exists():
         conf.unlink()
-    subprocess.run(["supervisorctl", "update"], capture_output=True)
+    subprocess.run(check=False, args=["supervisorctl", "update"], capture_output=True)
 
 
 def _play(vars_file: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "playbooks" / "ansible.cfg"),
-           "ANSIBLE_ROLES_PATH": str(REPO / "playbooks" / "roles"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        [str(ANSIBLE), "-i", "localhost,", str(PLAYBOOK), "-e", f"@{vars_file}",
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "playbooks" / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(REPO / "playbooks" / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    return subprocess.run(  # noqa: PLW1510 - exit status inspected
+        [
+            str(ANSIBLE),
+            "-i",
+            "localhost,",
+            str(PLAYBOOK),
+            "-e",
+            f"@{vars_file}",
         ],
-        capture_output=True, text=True, env=env, timeout=600, cwd=REPO / "playbooks",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=REPO / "playbooks",
     )
 
 
@@ -90,6 +109,7 @@ def provisioned(lab: LabDefinition) -> Iterator[dict[str, object]]:
         "edge_user": "nobody nogroup",
         "edge_worker_processes": 1,
         "edge_process_name": PROGRAM,
+        "edge_stub_status_listen": "",
     }
     vars_file = rd / "vars.json"
     vars_file.write_text(json.dumps(variables))
@@ -124,19 +144,25 @@ def test_edge_serves_with_the_lab_pki(provisioned: dict) -> None:
     assert r.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"
     conf = provisioned["conf_dir"] / "nginx.conf"
     assert oct(conf.stat().st_mode & 0o777) == "0o640"  # DevSec nginx-02
-    status = subprocess.run(["supervisorctl", "status", PROGRAM], capture_output=True, text=True).stdout
+    status = subprocess.run(
+        check=False, args=["supervisorctl", "status", PROGRAM], capture_output=True, text=True
+    ).stdout
     assert " RUNNING " in status
 
 
 def test_certificate_change_reloads_without_restart(provisioned: dict) -> None:
     """A re-issued edge certificate is served after the next run, by the same master process."""
     pki = provisioned["dir"] / "pki"
-    pid_before = subprocess.run(["supervisorctl", "pid", PROGRAM], capture_output=True, text=True).stdout.strip()
+    pid_before = subprocess.run(  # noqa: PLW1510 - exit status inspected
+        ["supervisorctl", "pid", PROGRAM], capture_output=True, text=True
+    ).stdout.strip()
     (pki / "certs" / "edge.crt").unlink()  # `ensure` re-issues a missing certificate
     third = _play(provisioned["vars"])
     assert third.returncode == 0, third.stdout[-4000:]
     assert "Send the reload signal to the edge" in third.stdout
-    pid_after = subprocess.run(["supervisorctl", "pid", PROGRAM], capture_output=True, text=True).stdout.strip()
+    pid_after = subprocess.run(  # noqa: PLW1510 - exit status inspected
+        ["supervisorctl", "pid", PROGRAM], capture_output=True, text=True
+    ).stdout.strip()
     assert pid_before == pid_after
     new_leaf = (pki / "certs" / "edge.crt").read_text()
     served = ssl.get_server_certificate(("127.0.0.1", EDGE_HTTPS))

@@ -15,9 +15,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import EDGE_HTTPS, EdgeInstance, Upstreams, give_to_workers, render_edge, run_dir, start_edge, stop
+from .conftest import (
+    EDGE_HTTPS,
+    EdgeInstance,
+    Upstreams,
+    give_to_workers,
+    render_edge,
+    run_dir,
+    start_edge,
+    stop,
+)
 
-waf_render = pytest.importorskip("waf_rules.render", reason="the WAF renderer (waf_rules/render.py) is not there")
+waf_render = pytest.importorskip(
+    "waf_rules.render", reason="the WAF renderer (waf_rules/render.py) is not there"
+)
 if not Path(waf_render.MODSEC_MODULE).exists():
     pytest.skip("libnginx-mod-http-modsecurity is not installed", allow_module_level=True)
 
@@ -31,7 +42,9 @@ def waf_edge(lab, pki_dir: Path, upstreams: Upstreams) -> Iterator[EdgeInstance]
     give_to_workers(audit)
     waf_render.render(lab, waf_dir, audit, tmp_dir=str(rd / "conf" / "tmp"))
     conf = render_edge(
-        lab, rd / "conf", pki_dir,
+        lab,
+        rd / "conf",
+        pki_dir,
         edge_waf_enabled=True,
         edge_waf_conf_dir=str(waf_dir),
         edge_modules=[waf_render.MODSEC_MODULE],
@@ -77,8 +90,11 @@ def test_app_own_403_is_not_rewritten_as_waf_block(client: httpx.Client) -> None
     assert r.json()["type"] == "urn:seclab:problem:forbidden"
 
 
-@pytest.mark.xfail(strict=True, reason="waf_rules/nginx/problem-pages.conf declares its own add_header, so the "
-                   "edge's server-level security headers are not inherited (change requested from the WAF owner)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="waf_rules/nginx/problem-pages.conf declares its own add_header, so the "
+    "edge's server-level security headers are not inherited (change requested from the WAF owner)",
+)
 def test_waf_block_carries_the_security_headers(client: httpx.Client) -> None:
     r = client.get("/api/v1/echo", params={"id": "1' OR '1'='1' UNION SELECT password FROM users--"})
     assert r.status_code == 403

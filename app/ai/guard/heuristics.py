@@ -98,6 +98,16 @@ RULES: tuple[Rule, ...] = (
        r"\b(?:from now on|for the rest of (?:this|our) conversation)\b.{0,120}?\b(?:you (?:are|will be|"
        r"must|shall)(?: now)?|act as|pretend)\b.{0,200}?\b(?:no |not |never |any(?:thing)? )"
        r"|\byou are (?:now )?(?:free|freed|liberated|unchained|unleashed)\b"),
+    # Persona jailbreaks keep the model in the role with a *mechanism* (a reminder phrase, a penalty
+    # for leaving it, a token budget), which legitimate "act as" role-play prompts do not need (LLM01).
+    _r("persona-enforcement", "weak",
+       r"\bif you (?:ever )?(?:break|drop|go out of|get out of|are breaking|step out of) (?:of )?character\b"
+       r"|\bi will (?:say|remind you|type|write)\b[^.\n]{0,40}\b(?:stay|remain) (?:in|as|a)\b"
+       r"|\b(?:remind|tell) you to stay (?:in character|as)\b"
+       r"|\b(?:tokens?|points?|lives) (?:will be )?deducted\b"
+       r"|\b(?:doesn'?t|does not|don'?t|do not|never|won'?t|will not) (?:care|worry) about (?:ethics|morals|"
+       r"morality|legality|laws|the law|rules|consequences)\b"
+       r"|\b(?:you|it|he|she) (?:has|have) no (?:filters?|ethics|morals|limits|restrictions|boundaries)\b"),
     _r("authority-mode-switch", "strong",
        r"<\s*system mode\s*>|\bsystem mode activated\b|\b(?:maintenance|god|admin(?:istrator)?|"
        r"override|sudo) mode\b|\b(?:administrator|admin|system|law enforcement) override\b"

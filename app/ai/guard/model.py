@@ -1,12 +1,19 @@
-"""The guard's linear text classifier, stored in a version-independent form.
+"""The guard's linear text classifiers, stored in a version-independent form.
 
 Why this form: a pickled scikit-learn pipeline only loads with the exact scikit-learn version that
 wrote it, and unpickling runs code from the file (a supply-chain risk, OWASP LLM05/ASVS 4.0.3 V10.3).
-Training (``train.py``, scikit-learn) therefore exports plain numbers: per feature its IDF and its
-logistic-regression weight, the intercept and a Platt calibration, as gzipped JSON. Scoring here is
-a few dict look-ups in pure Python with the *same* tokenizer function (``features``) the training
-used, so no scikit-learn is needed at run time and no version can mismatch; a format ``schema``
-number is checked on load and a mismatch fails loudly.
+Training (``train.py``, scikit-learn) therefore exports plain numbers, as gzipped JSON: per sub-model
+its feature kind, per feature its IDF and logistic-regression weight, the intercept and the
+standardization of its score; then one Platt calibration of the averaged score. Scoring here is a few
+dict look-ups in pure Python with the *same* tokenizer functions (``word_features``/``char_features``)
+the training used, so no scikit-learn is needed at run time and no version can mismatch; a format
+``schema`` number is checked on load and a mismatch fails loudly.
+
+Two sub-models are averaged (schema 2), because they fail on different prompts:
+
+* ``word``: word unigrams and bigrams (topic and phrasing: "stay in character", "openai content policy");
+* ``char``: character 3-5-grams across word boundaries of the normalized text (robust to inflection,
+  typos, splitting and other languages; cross-validation showed it generalizes better than words alone).
 """
 
 from __future__ import annotations
@@ -14,40 +21,61 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from app.ai.guard.normalize import normalize
 
-SCHEMA = 1
-DEFAULT_MODEL_PATH = Path(__file__).with_name("model") / "guard-linear.json.gz"
+SCHEMA = 2
+MODEL_DIR = Path(__file__).with_name("model")
+DEFAULT_MODEL_PATH = MODEL_DIR / "guard-linear.json.gz"
+# Trained on the 80 % training split only: re-scores the 20 % held-out split in the tests and benchmark.
+EVAL_MODEL_PATH = MODEL_DIR / "guard-linear-eval80.json.gz"
 # Long prompts are scored on their head and tail: jailbreak framing sits at the start or the end, and
 # the cost per prompt stays bounded (ASVS 4.0.3 V11.1.4 resource limits).
 MAX_CHARS = 6000
 TAIL_CHARS = 2000
+CHAR_NGRAMS = (3, 4, 5)
+_WS = re.compile(r"\s+")
+
+FeatureKind = Literal["word", "char"]
 
 
-def features(text: str) -> list[str]:
-    """Tokenizer shared by training and scoring: word 1-2-grams and char 3-5-grams inside words.
-
-    Text is normalized first (NFKC, homoglyphs, leetspeak, invisible characters) and lower-cased.
-    """
+def prepare(text: str) -> str:
+    """Head+tail cut, normalization (NFKC, homoglyphs, leetspeak, invisibles), lower case, one space."""
     if len(text) > MAX_CHARS:
         text = text[: MAX_CHARS - TAIL_CHARS] + " " + text[-TAIL_CHARS:]
-    low = normalize(text).lower()
-    words = [w for w in _split(low) if w]
+    return _WS.sub(" ", normalize(text).lower())
+
+
+def word_features(low: str) -> list[str]:
+    """Word unigrams (``w:``) and bigrams (``b:``) of a ``prepare``-d text."""
+    words = _split(low)
     out = ["w:" + w for w in words]
     out.extend("b:" + a + " " + b for a, b in zip(words, words[1:]))
-    for w in set(words):
-        padded = f" {w} "
-        n = len(padded)
-        for k in (3, 4, 5):
-            if n < k:
-                break
-            out.extend("c:" + padded[i: i + k] for i in range(n - k + 1))
     return out
+
+
+def char_features(low: str) -> list[str]:
+    """Character 3-5-grams (``x:``) of a ``prepare``-d text, across word boundaries, space-padded."""
+    padded = f" {low} "
+    n = len(padded)
+    out: list[str] = []
+    for k in CHAR_NGRAMS:
+        out.extend("x:" + padded[i: i + k] for i in range(n - k + 1))
+    return out
+
+
+FEATURIZERS = {"word": word_features, "char": char_features}
+
+
+def features(text: str, kind: FeatureKind) -> list[str]:
+    """Tokenizer shared by training and scoring."""
+    return FEATURIZERS[kind](prepare(text))
 
 
 def _split(low: str) -> list[str]:
@@ -68,20 +96,29 @@ def _split(low: str) -> list[str]:
     return tokens
 
 
+class SubModelFile(BaseModel):
+    """One TF-IDF (sublinear tf, L2 norm) + logistic-regression model on one feature kind."""
+
+    kind: FeatureKind
+    weights: dict[str, tuple[float, float]]  # feature -> (idf, coefficient)
+    intercept: float
+    scale: tuple[float, float]  # (mean, std) of its out-of-fold scores: z = (score - mean) / std
+
+
 class LinearModelFile(BaseModel):
     """On-disk form of the classifier (validated on load: a boundary like any other input)."""
 
     schema_: int = Field(alias="schema")
     trained_with: dict[str, str]
-    weights: dict[str, tuple[float, float]]  # feature -> (idf, coefficient)
-    intercept: float
-    calibration: tuple[float, float]  # Platt: p = 1 / (1 + exp(-(a * z + b)))
+    trained_on: str  # which data the weights were fitted on (see train.py)
+    models: list[SubModelFile] = Field(min_length=1)
+    calibration: tuple[float, float]  # Platt on the mean z: p = 1 / (1 + exp(-(a * z + b)))
     thresholds: dict[str, float]
     metrics: dict[str, object] = {}
 
 
 class LinearModel:
-    """TF-IDF (sublinear tf, L2 norm) + logistic regression, scored without scikit-learn."""
+    """Average of standardized linear scores, Platt-calibrated; scored without scikit-learn."""
 
     def __init__(self, data: LinearModelFile) -> None:
         if data.schema_ != SCHEMA:
@@ -90,7 +127,6 @@ class LinearModel:
                 f"`python -m app.ai.guard.train` (model written by {data.trained_with})"
             )
         self.data = data
-        self._w = data.weights
         self._a, self._b = data.calibration
 
     @classmethod
@@ -102,17 +138,25 @@ class LinearModel:
             raw = json.load(fh)
         return cls(LinearModelFile.model_validate(raw))
 
-    def decision(self, text: str) -> float:
-        """Raw linear score z (before calibration)."""
-        counts = Counter(f for f in features(text) if f in self._w)
+    @staticmethod
+    def sub_decision(sub: SubModelFile, low: str) -> float:
+        """Raw linear score of one sub-model on a ``prepare``-d text (equals scikit-learn's)."""
+        w = sub.weights
+        counts = Counter(f for f in FEATURIZERS[sub.kind](low) if f in w)
         if not counts:
-            return self.data.intercept
+            return sub.intercept
         vals = []
         for f, c in counts.items():
-            idf, coef = self._w[f]
+            idf, coef = w[f]
             vals.append(((1.0 + math.log(c)) * idf, coef))
         norm = math.sqrt(sum(v * v for v, _ in vals)) or 1.0
-        return sum(v * coef for v, coef in vals) / norm + self.data.intercept
+        return sum(v * coef for v, coef in vals) / norm + sub.intercept
+
+    def decision(self, text: str) -> float:
+        """Mean of the sub-models' standardized scores (before calibration)."""
+        low = prepare(text)
+        zs = [(self.sub_decision(s, low) - s.scale[0]) / s.scale[1] for s in self.data.models]
+        return sum(zs) / len(zs)
 
     def probability(self, text: str) -> float:
         """Calibrated probability that ``text`` is an injection/jailbreak attempt."""

@@ -1,0 +1,114 @@
+"""The Celery application: Redis broker from the app settings, TLS-ready, safe delivery defaults.
+
+    celery -A app.worker.celery_app worker --pool solo --beat ...
+
+Why these settings:
+- broker credentials from `SECLAB_REDIS_USER` + `SECLAB_REDIS_PASSWORD_FILE` (a file, never a value
+  in the environment: ASVS 4.0.3 V6.4.1); `rediss://` turns on TLS with the lab CA and a client
+  certificate (ASVS V9.2.1 TLS to back-end services; Redis TLS docs);
+- `acks_late` + `task_reject_on_worker_lost`: a task is acknowledged only after it finished, so a
+  worker killed mid-task leaves it in the queue (at-least-once; the task is idempotent);
+- `worker_prefetch_multiplier=1`: a worker does not hoard tasks it may die with;
+- `global_keyprefix "seclab:"`: every broker key is under the prefix the Redis ACL grants;
+- time limits: no task runs unbounded (OWASP LLM10:2025 unbounded consumption);
+- no result backend: results live in PostgreSQL, Redis never holds answers (OWASP LLM02:2025).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from celery import Celery
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.core.config import Settings, env_file_path, load_settings
+
+
+class WorkerSettings(BaseSettings):
+    """`SECLAB_WORKER_*` settings (same env file as the app); defaults suit the lab."""
+
+    model_config = SettingsConfigDict(env_prefix="SECLAB_WORKER_", extra="ignore", frozen=True)
+
+    max_retries: int = 5
+    retry_base_s: float = 2.0
+    retry_max_s: float = 120.0
+    task_soft_time_limit_s: int = 120
+    task_time_limit_s: int = 150
+    visibility_timeout_s: int = 600  # > task_time_limit_s: Redis redelivers unacked tasks after this
+    sweep_interval_s: float = 60.0
+    sweep_older_than_s: float = 120.0
+    sweep_batch: int = 200
+    dlq_maxlen: int = 10000
+    runtime: str = "app.worker.runtime:build_default"  # module:async factory of the Runtime
+    queue: str = "seclab.generate"
+
+
+def load_worker_settings() -> WorkerSettings:
+    path = env_file_path()
+    if path.is_file():
+        return WorkerSettings(_env_file=str(path), _env_file_encoding="utf-8")  # type: ignore[call-arg]
+    return WorkerSettings()
+
+
+def broker_url(settings: Settings) -> str:
+    """The settings' Redis URL with the ACL user and the password from its file, URL-quoted."""
+    parts = urlsplit(settings.redis_url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("SECLAB_REDIS_URL must be redis:// or rediss://")
+    pw = settings.redis_password()
+    if settings.redis_user or pw is not None:
+        cred = quote(settings.redis_user or "", safe="")
+        if pw is not None:
+            cred += ":" + quote(pw.get_secret_value(), safe="")
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{cred}@{host}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def tls_options(settings: Settings) -> dict[str, Any] | None:
+    """ssl options for `rediss://`: verify the server against the lab CA, present the client certificate."""
+    if not settings.redis_url.startswith("rediss://"):
+        return None
+    opts: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    if settings.redis_ca_file:
+        opts["ssl_ca_certs"] = settings.redis_ca_file
+    if settings.redis_cert_file:
+        opts["ssl_certfile"] = settings.redis_cert_file
+    if settings.redis_key_file:
+        opts["ssl_keyfile"] = settings.redis_key_file
+    return opts
+
+
+def make_celery(settings: Settings | None = None, worker: WorkerSettings | None = None) -> Celery:
+    settings = settings or load_settings()
+    worker = worker or load_worker_settings()
+    app = Celery("seclab", broker=broker_url(settings), include=["app.worker.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",  # never pickle: a broker message must not be able to run code (ASVS V5.5.3)
+        accept_content=["json"],
+        task_default_queue=worker.queue,
+        task_soft_time_limit=worker.task_soft_time_limit_s,
+        task_time_limit=worker.task_time_limit_s,
+        broker_transport_options={"global_keyprefix": "seclab:", "visibility_timeout": worker.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,  # Flower
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-pending": {"task": "seclab.sweep_pending", "schedule": worker.sweep_interval_s},
+        },
+    )
+    if (opts := tls_options(settings)) is not None:
+        app.conf.broker_use_ssl = opts
+    return app
+
+
+celery_app = make_celery()

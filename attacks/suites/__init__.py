@@ -1,0 +1,1 @@
+"""Attack suites: each module registers its cases with `attacks.runner.attack` when imported."""

@@ -1,0 +1,1 @@
+"""LLM benchmarks (the local llama.cpp server with the generated tiny model)."""

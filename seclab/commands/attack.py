@@ -1,0 +1,191 @@
+"""`lab attack`: run the black-box attack suites against the lab and say which layer stopped each attack.
+
+`--edge detection-only` is the attack/defence demo: the WAF is re-rendered in DetectionOnly, nginx is
+reloaded, the suites run (so the report shows what the inner layers still stop), and blocking mode is
+restored in a `finally`, whatever happens. The switch lives in one function, `edge_waf_mode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seclab.errors import LabError
+
+console = Console(stderr=True)
+out = Console()
+
+NGINX_CONF = Path("/etc/nginx/nginx.conf")
+"""edge role default `edge_conf_dir`/nginx.conf: the file the lab's nginx master was started with."""
+
+
+def waf_conf_dir(lab: Any) -> Path:
+    """playbooks/roles/waf/defaults: `waf_conf_dir: {{ lab.paths.etc }}/waf`."""
+    return Path(lab.paths.etc) / "waf"
+
+
+def _nginx(args: list[str]) -> None:
+    proc = subprocess.run(["nginx", *args], capture_output=True, text=True, check=False, timeout=60)
+    if proc.returncode != 0:
+        raise LabError(f"nginx {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+
+
+def reload_edge(nginx_conf: Path = NGINX_CONF, settle_s: float = 2.0) -> None:
+    """Check, then gracefully reload the edge (the edge role's handler does the same two commands)."""
+    _nginx(["-t", "-q", "-c", str(nginx_conf)])
+    _nginx(["-s", "reload", "-c", str(nginx_conf)])
+    time.sleep(settle_s)  # old workers finish, new ones take the listening sockets
+
+
+def engine_line(conf_dir: Path) -> str:
+    for line in (conf_dir / "modsecurity.conf").read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith("SecRuleEngine"):
+            return line.strip()
+    return ""
+
+
+@contextmanager
+def edge_waf_mode(lab: Any, mode: str, conf_dir: Path | None = None, nginx_conf: Path = NGINX_CONF) -> Iterator[None]:
+    """Run the body with the edge's WAF in `mode`; afterwards ALWAYS back to blocking (try/finally).
+
+    The deployed files are snapshotted byte for byte and restored (so Ansible sees no drift); if the
+    snapshot itself was not blocking, blocking is rendered. nginx is reloaded both ways.
+    """
+    from waf_rules import render
+
+    if mode == "blocking":
+        yield
+        return
+    d = conf_dir or waf_conf_dir(lab)
+    if not (d / "main.conf").exists():
+        raise LabError(f"no deployed WAF configuration in {d}: is the edge up (./lab up)?")
+    files = [d / dst for dst in render.TEMPLATES.values()] + [d / s for s in render.NGINX_SNIPPETS]
+    snapshot = {p: p.read_bytes() for p in files if p.exists()}
+    overrides: dict[str, Any] = {"tmp_dir": str(Path(lab.paths.data) / "waf")}
+    audit_log = Path(lab.paths.logs) / "modsec_audit.json"
+    try:
+        render.render(lab, d, audit_log, mode_override=mode, **overrides)  # type: ignore[arg-type]
+        reload_edge(nginx_conf)
+        console.print(f"edge WAF switched to {mode} ({engine_line(d)})", highlight=False)
+        yield
+    finally:
+        for path, data in snapshot.items():
+            path.write_bytes(data)
+        if engine_line(d) != "SecRuleEngine On":
+            render.render(lab, d, audit_log, mode_override="blocking", **overrides)
+        reload_edge(nginx_conf)
+        console.print(f"edge WAF restored to blocking ({engine_line(d)})", highlight=False)
+
+
+def _same_origin(a: str, b: str) -> bool:
+    ua, ub = urlsplit(a), urlsplit(b)
+    port = {"https": 443, "http": 80}
+    return (ua.scheme, ua.hostname, ua.port or port.get(ua.scheme)) == (ub.scheme, ub.hostname, ub.port or port.get(ub.scheme))
+
+
+def build_target(lab: Any, base_url: str | None, edge_mode: str) -> Any:
+    """The target from `lab status --json` (edge url + CA), or `--base-url` (then the app, unless it is the edge)."""
+    from attacks.runner import Target
+    from seclab import status, tokens
+
+    st_edge = status.edge_url(lab)
+    base = (base_url or st_edge).rstrip("/")
+    through_edge = _same_origin(base, st_edge)
+    ca = status.ca_cert_path(lab)
+    verify: str | bool = str(ca) if base.startswith("https") and ca.exists() else base.startswith("https")
+    realm = lab.identity.realm
+    token_url = (f"{base}/realms/{realm}/protocol/openid-connect/token" if through_edge
+                 else tokens.token_endpoint(lab))
+    return Target(base_url=base, verify=verify, through_edge=through_edge, token_url=token_url, realm=realm,
+                  client_id=lab.identity.cli_client_id, edge_mode=edge_mode)
+
+
+def print_table(report: Any) -> None:
+    table = Table(title="seclab attack matrix")
+    for col in ("id", "refs", "expected", "outcome", "layer"):
+        table.add_column(col, overflow="fold")
+    style = {"stopped": "green", "succeeded": "red", "error": "yellow"}
+    for r in report.results:
+        exp = f"{r.expected.layer}" if r.expected else ""
+        layer = r.layer or "-"
+        if r.outcome == "stopped" and r.expected and r.layer != r.expected.layer:
+            layer += " (!)"
+        table.add_row(r.id, " ".join(r.refs[:3]), exp, f"[{style[r.outcome]}]{r.outcome}[/]", layer)
+    out.print(table)
+    counts = {k: sum(1 for r in report.results if r.outcome == k) for k in ("stopped", "succeeded", "error")}
+    out.print(f"stopped {counts['stopped']}, succeeded {counts['succeeded']}, error {counts['error']}"
+              f"   ((!) = stopped by another layer than expected)")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the top-level `attack` command to the lab CLI."""
+
+    @cli.command("attack")
+    def attack(
+        suite: Annotated[list[str] | None, typer.Option("--suite", help="suite to run (repeatable; default: all)")] = None,
+        exclude: Annotated[list[str] | None, typer.Option("--exclude", help="suite to leave out (repeatable)")] = None,
+        edge: Annotated[str, typer.Option("--edge", help="blocking | detection-only (the defence demo)")] = "blocking",
+        json_file: Annotated[Path | None, typer.Option("--json", help="write {\"results\": [...]} here")] = None,
+        base_url: Annotated[str | None, typer.Option("--base-url", help="target root URL (default: the edge)")] = None,
+        logs_dir: Annotated[Path | None, typer.Option("--logs-dir", help="lab logs (default: lab.paths.logs)")] = None,
+        bruteforce_user: Annotated[str, typer.Option(help="victim of the lockout case (is locked afterwards)")] = "carol",
+    ) -> None:
+        """Run the black-box attack suites; exit 1 if any attack succeeded or any case proved nothing."""
+        from attacks.evidence import Evidence, LogPaths
+        from attacks.runner import SUITES, Context, load_suites, run_cases, write_report
+        from seclab import labdef, tokens
+
+        if edge not in ("blocking", "detection-only"):
+            raise LabError(f"--edge must be blocking or detection-only, not {edge!r}")
+        lab = labdef.load()
+        target = build_target(lab, base_url, edge)
+        if edge == "detection-only" and not target.through_edge:
+            raise LabError("--edge detection-only needs the edge as the target (drop --base-url)")
+        names = [s for s in (suite or list(SUITES)) if s not in set(exclude or [])]
+        try:
+            cases = load_suites(names)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
+        paths = LogPaths.from_logs_dir(logs_dir or lab.paths.logs)
+
+        def check_target() -> None:
+            import httpx
+
+            try:
+                httpx.get(target.base_url + "/healthz", verify=target.verify, timeout=5.0)
+            except httpx.HTTPError as exc:
+                hint = "" if base_url else f" (the edge is not up? try --base-url http://127.0.0.1:{lab.ports.app})"
+                raise LabError(f"target {target.base_url} unreachable: {type(exc).__name__}{hint}") from None
+
+        check_target()
+        console.print(f"target {target.base_url} ({'edge' if target.through_edge else 'app directly, no edge'}), "
+                      f"{len(cases)} cases, WAF {edge}", highlight=False)
+
+        async def main() -> Any:
+            ctx = Context(target=target, lab=lab, evidence=Evidence(paths),
+                          token_for=lambda u: tokens.get_access_token(lab, u),
+                          options={"bruteforce_user": bruteforce_user, "rate_user": bruteforce_user})
+            try:
+                return await run_cases(ctx, cases, on_result=lambda r: console.print(
+                    f"  {r.id:<22} {r.outcome:<9} {r.layer or '-'}", highlight=False))
+            finally:
+                await ctx.aclose()
+
+        with edge_waf_mode(lab, edge):
+            report = asyncio.run(main())
+        print_table(report)
+        if json_file is not None:
+            write_report(report, json_file)
+            console.print(f"wrote {json_file}", highlight=False)
+        if report.failed():
+            raise typer.Exit(1)

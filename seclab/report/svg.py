@@ -1,0 +1,74 @@
+"""Latency plot (p50/p95/p99 against simulated users) as SVG written by hand.
+
+Why no matplotlib: it is not a dependency of the lab, and the report must render under a strict CSP:
+this SVG uses presentation attributes only (no `style=` attributes, no scripts), so it can be inlined.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+SERIES = (("p50_ms", "p50", "#2b7bb9"), ("p95_ms", "p95", "#d9822b"), ("p99_ms", "p99", "#b83232"))
+
+
+def _nice_max(v: float) -> float:
+    """Round the axis maximum up to 1, 2 or 5 times a power of ten."""
+    if v <= 0:
+        return 1.0
+    p = 10 ** (len(str(int(v))) - 1)
+    for m in (1, 2, 5, 10):
+        if v <= m * p:
+            return float(m * p)
+    return float(10 * p)
+
+
+def latency_svg(rows: list[dict[str, Any]], target_ms: float | None = None, width: int = 640, height: int = 320) -> str:
+    """A line chart of the latency percentiles per user count; a dashed line marks the p95 target."""
+    pts = [r for r in rows if isinstance(r.get("users"), (int, float))]
+    if not pts:
+        return ""
+    left, right, top, bottom = 64, 120, 20, 44
+    pw, ph = width - left - right, height - top - bottom
+    users = sorted({r["users"] for r in pts})
+    ymax = _nice_max(max([float(r.get(k) or 0) for r in pts for k, _, _ in SERIES] + [float(target_ms or 0)]))
+
+    def x(u: float) -> float:
+        if len(users) == 1:
+            return left + pw / 2
+        return left + (u - users[0]) / (users[-1] - users[0]) * pw
+
+    def y(v: float) -> float:
+        return top + ph - (v / ymax) * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+           f'role="img" aria-labelledby="latency-title"><title id="latency-title">Latency percentiles by simulated users</title>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fbfbfb" stroke="#999"/>']
+    for k in range(6):
+        v = ymax * k / 5
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e3e3e3"/>')
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end" fill="#333">{v:g}</text>')
+    for u in users:
+        out.append(f'<text x="{x(u):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle" fill="#333">{u:g}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 8}" font-size="12" text-anchor="middle" fill="#111">simulated users</text>')
+    out.append(f'<text x="14" y="{top + ph / 2}" font-size="12" text-anchor="middle" fill="#111" '
+               f'transform="rotate(-90 14 {top + ph / 2})">latency (ms)</text>')
+    if target_ms:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(target_ms):.1f}" y2="{y(target_ms):.1f}" '
+                   f'stroke="#555" stroke-dasharray="6 4"/>')
+        out.append(f'<text x="{left + pw + 6}" y="{y(target_ms) + 4:.1f}" font-size="11" fill="#555">'
+                   f'p95 target {target_ms:g}</text>')
+    for i, (key, label, colour) in enumerate(SERIES):
+        series = sorted((r["users"], float(r[key])) for r in pts if r.get(key) is not None)
+        if not series:
+            continue
+        path = " ".join(f"{x(u):.1f},{y(v):.1f}" for u, v in series)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for u, v in series:
+            out.append(f'<circle cx="{x(u):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
+                       f'<title>{escape(label)} at {u:g} users: {v:g} ms</title></circle>')
+        ly = top + 14 + i * 18
+        out.append(f'<line x1="{left + pw + 8}" x2="{left + pw + 28}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<text x="{left + pw + 32}" y="{ly + 4}" font-size="12" fill="#111">{escape(label)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
