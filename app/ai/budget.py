@@ -122,7 +122,7 @@ class TokenBudget:
         try:
             res = await self._reserve(keys=[user_key, tenant_key],
                                       args=[amount, self.per_user, self.per_tenant, WINDOW_S + 60])
-        except Exception as exc:  # redis.exceptions.* and OSError: fail closed
+        except Exception as exc:  # noqa: BLE001 - redis.exceptions.* and OSError: fail closed
             raise BudgetUnavailable(type(exc).__name__) from None
         if int(res[0]) != 1:
             scope: Literal["user", "tenant"] = "user" if int(res[1]) == 1 else "tenant"

@@ -106,7 +106,7 @@ class Gateway:
         if self.mapping_store is not None:
             try:
                 mapping = await self.mapping_store.load(conversation_id)
-            except Exception as exc:  # undecryptable or unreachable: a fresh mapping is still safe
+            except Exception as exc:  # noqa: BLE001 - undecryptable or unreachable: a fresh mapping is safe
                 log.warning("pseudonym mapping not loaded", extra={"error": type(exc).__name__})
         return Pseudonymizer(mapping)
 
@@ -115,7 +115,7 @@ class Gateway:
             return
         try:
             await self.mapping_store.save(conversation_id, p.mapping)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a lost mapping only renumbers placeholders
             log.warning("pseudonym mapping not saved", extra={"error": type(exc).__name__})
 
     async def complete(
@@ -143,7 +143,7 @@ class Gateway:
                         outbound = [prompt[0]] + [
                             ChatMessage(role=m.role, content=pseudo.pseudonymize(m.content)) for m in convo
                         ]
-                    except Exception as exc:  # fail closed: never send PII unprotected
+                    except Exception as exc:  # noqa: BLE001 - fail closed: never send PII unprotected
                         log.error("pseudonymization failed", extra={"provider": name, "error": type(exc).__name__})
                         fallbacks.append(f"{name}:pseudonymization")
                         FALLBACKS.labels(name, "pseudonymization").inc()
@@ -155,7 +155,7 @@ class Gateway:
                 started = time.perf_counter()
                 try:
                     completion = await slot.provider.generate(outbound)
-                except Exception as exc:  # any failure of this provider (ProviderError or a bug): try the next
+                except Exception as exc:  # noqa: BLE001 - any failure of this provider: try the next
                     PROVIDER_LATENCY.labels(name, "error").observe(time.perf_counter() - started)
                     await slot.breaker.record_failure()
                     fallbacks.append(f"{name}:error")

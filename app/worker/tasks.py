@@ -19,7 +19,7 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from celery import Task
@@ -31,7 +31,6 @@ from app.worker.dlq import Category, DlqEntry, categorize, dlq_add, scrub_error
 from app.worker.runtime import Runtime
 
 log = logging.getLogger("seclab.worker")
-T = TypeVar("T")
 
 TASK_OUTCOMES = Counter("seclab_worker_tasks_total", "Generation task outcomes", ["outcome"])
 RETRYABLE: frozenset[Category] = frozenset({"upstream", "database"})
@@ -42,7 +41,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 _runtime: Runtime | None = None
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
+def run[T](coro: Coroutine[Any, Any, T]) -> T:
     global _loop
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
@@ -109,7 +108,7 @@ async def dead_letter(task: str, tenant: str, message_id: str, exc: BaseExceptio
 def generate_reply(self: Task, tenant: str, message_id: str) -> str:
     try:
         outcome = run(answer(tenant, message_id))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - categorized below: retry or dead-letter
         category = _category(exc)
         retries = self.request.retries
         if category in RETRYABLE and retries < (self.max_retries or 0):
@@ -155,6 +154,6 @@ async def enqueue_reply(tenant: str, message_id: UUID) -> bool:
             generate_reply.apply_async, args=[tenant, str(message_id)], retry=False,
         )
         return True
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the sweeper enqueues it later
         log.warning("enqueue failed; the sweeper will pick the message up", extra={"error": type(exc).__name__})
         return False

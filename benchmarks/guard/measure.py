@@ -5,7 +5,10 @@ Usage::
     python -m benchmarks.guard.measure [--corpora DIR] [--json FILE] [--pii-samples N]
 
 Prints a summary and (with ``--json``) writes every number. Speed is measured here, never asserted in
-tests. "flagged" means decision flag or block; the held-out split is the one ``train.py`` never fits on.
+tests. "flagged" means decision flag or block. ``dev_full`` and speed use the shipped model (fitted on
+all development data, so ``dev_full`` is a training-set number, not a generalization estimate);
+``heldout`` re-scores the 20 % held-out split with the evaluation model fitted on the other 80 % only
+(``guard-linear-eval80.json.gz``); ``model_metrics.cv`` holds the cross-validated numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from app.ai.guard import get_guard
+from app.ai.guard.guard import Guard
+from app.ai.guard.model import EVAL_MODEL_PATH
 from app.ai.guard.train import DEFAULT_CORPORA, is_heldout, load_corpora
 from app.ai.pii import Pseudonymizer, find_pii
 from app.ai.pii.detect import steuer_id_ok
@@ -53,6 +58,7 @@ def measure_guard(corpora: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     guard = get_guard()
     load_ms = (time.perf_counter() - t0) * 1000
+    eval_guard = Guard.load(EVAL_MODEL_PATH)
     texts, labels, cats = load_corpora(corpora)
     rows_all, rows_held, times = [], [], []
     reasons: Counter[str] = Counter()
@@ -63,7 +69,7 @@ def measure_guard(corpora: Path) -> dict[str, Any]:
         row = (label, v.decision, cat)
         rows_all.append(row)
         if is_heldout(text):
-            rows_held.append(row)
+            rows_held.append((label, eval_guard.evaluate(text).decision, cat))
         if label == 0 and v.decision != "allow":
             reasons.update(r.split(":")[0] + ":" + r.split(":")[1] if r.startswith("heuristic") else "classifier"
                            for r in v.reasons)
@@ -73,6 +79,7 @@ def measure_guard(corpora: Path) -> dict[str, Any]:
         "legit_flag_reasons": dict(reasons),
         "thresholds": {"flag": guard.flag_threshold, "block": guard.block_threshold},
         "model_metrics": guard.model.data.metrics,
+        "eval_model_cv": eval_guard.model.data.metrics["cv"],
         "speed_ms": {"load": round(load_ms, 1), "mean": round(statistics.fmean(times), 2),
                      "p50": round(times[len(times) // 2], 2), "p95": round(times[int(len(times) * 0.95)], 2),
                      "max": round(times[-1], 2), "n": len(times)},
@@ -153,11 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = {"guard": measure_guard(args.corpora), "pii": measure_pii(args.pii_samples, args.corpora)}
     g, p = result["guard"], result["pii"]
-    for split in ("dev_full", "heldout"):
+    for split, what in (("dev_full", "shipped model, seen in training"), ("heldout", "eval model, unseen")):
         r = g[split]
-        print(f"guard {split:8s}: caught {r['catch_rate']:.1%} of {r['attacks']} attacks "
+        print(f"guard {split} ({what}): caught {r['catch_rate']:.1%} of {r['attacks']} attacks "
               f"(blocked {r['attacks_blocked_rate']:.1%}); legit flagged {r['legit_flagged_rate']:.2%} "
               f"of {r['legit']} (blocked {r['legit_blocked_rate']:.2%})")
+    for name, cv in (("shipped (100 %)", g["model_metrics"]["cv"]), ("eval (80 %)", g["eval_model_cv"])):
+        print(f"guard CV {name}: caught {cv['cv_catch']:.1%} of {cv['n_attacks']}, legit flagged "
+              f"{cv['cv_legit_flagged']:.2%} of {cv['n_legit']} (out-of-fold, with heuristics)")
+    print(f"guard held-out by category (eval model): {g['heldout']['catch_by_category']}")
     print(f"guard speed: {g['speed_ms']}")
     print("pii recall: " + ", ".join(f"{k} {v['recall']:.1%}" for k, v in p["recall_by_kind"].items()))
     print(f"pii on legit: {p['legit_prompts_with_structured_hit']} of {p['legit_prompts']} prompts with a "

@@ -90,7 +90,7 @@ def replay(
                 continue
             try:
                 await asyncio.to_thread(celery_app.send_task, e.task, args=[e.tenant, e.message_id], retry=False)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - kept in the stream and reported
                 failed.append(f"{i}: {type(exc).__name__}")
                 continue
             await dlq_delete(r, i)

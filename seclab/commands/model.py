@@ -41,7 +41,7 @@ def gguf_info(path: Path) -> dict[str, Any]:
             raise LabError(f"{path}: not a GGUF file (bad magic)")
     try:
         r = gguf.GGUFReader(str(path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any parse failure means: not a usable model
         raise LabError(f"{path}: unreadable GGUF ({type(exc).__name__}: {str(exc)[:120]})") from None
 
     def field(name: str) -> Any:

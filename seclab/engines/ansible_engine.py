@@ -46,7 +46,7 @@ class HostStats:
     ignored: int = 0
 
     @classmethod
-    def from_recap(cls, s: dict[str, Any]) -> "HostStats":
+    def from_recap(cls, s: dict[str, Any]) -> HostStats:
         return cls(ok=int(s.get("ok", 0)), changed=int(s.get("changed", 0)), failed=int(s.get("failures", 0)),
                    unreachable=int(s.get("unreachable", 0)), skipped=int(s.get("skipped", 0)),
                    rescued=int(s.get("rescued", 0)), ignored=int(s.get("ignored", 0)))

@@ -77,8 +77,8 @@ async def test_gateway_refunds_failed_calls_and_charges_real_usage(redis: Any) -
 
     b = TokenBudget(redis, per_user_per_hour=5000, per_tenant_per_hour=50000)
     canary = "SECLAB-CANARY-aaaaaaaaaaaaaaaa"
-    kw: dict[str, Any] = dict(checker=OutputChecker(canary=canary, system_prompt="sys " + canary),
-                              system_prompt="sys " + canary, max_output_tokens=256, budget=b)
+    kw: dict[str, Any] = {"checker": OutputChecker(canary=canary, system_prompt="sys " + canary),
+                          "system_prompt": "sys " + canary, "max_output_tokens": 256, "budget": b}
     with pytest.raises(AllProvidersFailed):
         await Gateway([ProviderSlot(Down(), pseudonymize_pii=False)], **kw).complete(
             [ChatMessage(role="user", content="hi")], conversation_id="c", user="alice", tenant="acme")

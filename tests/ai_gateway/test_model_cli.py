@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("gguf")
 
-from seclab.commands.model import app  # noqa: E402
+from seclab.commands.model import app
 
 
 def _args(tmp: Path) -> list[str]:

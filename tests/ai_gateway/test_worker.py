@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -164,8 +163,8 @@ def test_purge_needs_yes(redis_server: str) -> None:
 
 
 def test_scrub_error_pseudonymizes_and_bounds() -> None:
-    from app.worker.dlq import categorize, scrub_error
     from app.ai.providers.base import ProviderError
+    from app.worker.dlq import categorize, scrub_error
 
     e = scrub_error(ProviderError("upstream said: alice@acme.example " + "x" * 1000))
     assert "alice@acme.example" not in e and "<EMAIL_1>" in e and len(e) == 500

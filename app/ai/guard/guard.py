@@ -10,8 +10,8 @@ validation at a trusted layer):
 * ``allow`` otherwise.
 
 Thresholds come from the model file; ``train.py`` chooses them on out-of-fold cross-validation scores
-of the data that model was fitted on (flag: <= 1.25 % of validation legit prompts flagged together with
-the heuristics, a margin below the 2 % budget; block: <= 0.2 % blocked by the classifier alone, and
+of the data that model was fitted on (flag: <= about 1.4 % of validation legit prompts flagged together
+with the heuristics, i.e. the 2 % budget minus 1.5 standard errors; block: <= 0.2 % blocked by the classifier alone, and
 >= 0.85), never on held-out data. ``get_guard()`` uses the shipped model (fitted on all development
 data); ``Guard.load(EVAL_MODEL_PATH)`` is the 80 %-trained model the held-out numbers are measured with.
 Reasons are stable codes: ``heuristic:<rule>`` and ``classifier:<probability>``.

@@ -29,8 +29,8 @@ Two model files are written, by the same procedure (``fit_guard``) on different 
 * 5-fold stratified cross-validation gives out-of-fold scores per sub-model; their mean and standard
   deviation standardize each sub-model, the mean of the standardized scores is Platt-calibrated, and
   the thresholds are chosen on these out-of-fold probabilities combined with the heuristics exactly
-  as the guard combines them (flag: <= ``TARGET_FP_FLAG`` of legitimate prompts flagged, a margin
-  below the 2 % budget; block: classifier alone <= 0.2 % of legitimate prompts, and >= 0.85);
+  as the guard combines them (flag: <= 2 % minus 1.5 standard errors of legitimate prompts flagged,
+  about 1.4 %; block: classifier alone <= 0.2 % of legitimate prompts, and >= 0.85);
 * the sub-models are then refitted on all the texts given.
 scikit-learn is needed here only (dev dependency); scoring uses ``app.ai.guard.model``.
 """
@@ -53,7 +53,11 @@ REPO = Path(__file__).resolve().parents[3]
 DEFAULT_CORPORA = REPO.parent / "shared" / "corpora"
 SEED = 1337
 HELDOUT_BUCKETS = 5  # 1 in 5 -> 20 % held out
-TARGET_FP_FLAG = 0.0125  # flag: <= 1.25 % of validation legit flagged (budget 2 %, 0.75 % margin)
+FP_BUDGET = 0.02  # the target: <= 2 % of legitimate prompts flagged
+# Flag threshold: out-of-fold legit flagged <= budget - 1.5 standard errors of a rate at the budget
+# measured on n legit prompts (n = 1098 -> 1.37 %, n = 1362 -> 1.43 %): the margin covers the sampling
+# noise of the threshold estimate, so unseen prompts of the same kind stay under the budget.
+FP_MARGIN_SE = 1.5
 TARGET_FP_BLOCK = 0.002  # block threshold: classifier alone, <= 0.2 % of validation legit blocked
 MIN_BLOCK = 0.85
 # Sub-models: feature kind -> (regularization C, max vocabulary); chosen by 5-fold CV on the 80 % split.
@@ -158,10 +162,12 @@ def fit_guard(docs: dict[str, list[list[str]]], y: np.ndarray, heur: np.ndarray,
     p_oof = 1 / (1 + np.exp(-(a * oof_z + b)))
 
     # Thresholds on validation (OOF) scores, combined with heuristic hits as the guard combines them.
+    n_legit = int((y == 0).sum())
+    target_fp = FP_BUDGET - FP_MARGIN_SE * float(np.sqrt(FP_BUDGET * (1 - FP_BUDGET) / n_legit))
     cands = sorted(np.unique(np.round(p_oof, 4)))
     flag_thr = 0.99
     for t in cands:
-        if float(((p_oof >= t) | heur)[y == 0].mean()) <= TARGET_FP_FLAG:
+        if float(((p_oof >= t) | heur)[y == 0].mean()) <= target_fp:
             flag_thr = float(t)
             break
     block_thr = MIN_BLOCK
@@ -174,7 +180,7 @@ def fit_guard(docs: dict[str, list[list[str]]], y: np.ndarray, heur: np.ndarray,
     catch, legit = _rates(cv_flagged, y)
     cv_report.update({"n_attacks": int(y.sum()), "n_legit": int((y == 0).sum()),
                       "flag_threshold": flag_thr, "block_threshold": block_thr,
-                      "target_legit_flagged": TARGET_FP_FLAG,
+                      "target_legit_flagged": round(target_fp, 4),
                       "cv_catch": catch, "cv_legit_flagged": legit,
                       "cv_catch_classifier_only": _rates(p_oof >= flag_thr, y)[0],
                       "cv_catch_heuristics_only": _rates(heur, y)[0]})

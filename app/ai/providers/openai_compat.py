@@ -122,7 +122,6 @@ class OpenAICompatProvider:
                     messages=payload,  # type: ignore[arg-type]
                     max_tokens=self.config.max_output_tokens,  # bounded output (LLM10:2025)
                     temperature=self.config.temperature,
-                    stream=False,
                 )
             except openai.APITimeoutError:
                 last, reason = UpstreamError(f"{self.name}: timeout", retryable=True), "timeout"
