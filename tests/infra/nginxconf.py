@@ -25,7 +25,7 @@ class Directive:
         return " ".join(self.args)
 
 
-_FILE_MARK = re.compile(r"^# configuration file (\S+):\s*$", re.M)
+_FILE_MARK = re.compile(r"^# configuration file (\S+):\s*$", re.MULTILINE)
 
 
 def _tokens(text: str) -> list[str]:

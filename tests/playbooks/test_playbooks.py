@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -389,7 +388,6 @@ def test_failed_run_has_a_one_line_error(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.error and "could not be found" in result.error and "\n" not in result.error
 
 
-@pytest.mark.skipif(shutil.which("runuser") is None, reason="needs util-linux")
 def test_pack_source_is_reproducible(tmp_path: Path) -> None:
     script = ROLES / "app" / "files" / "pack_source.py"
     outs = []

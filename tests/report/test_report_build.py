@@ -91,10 +91,10 @@ def test_html_contents(built: tuple[Path, dict[str, Any]]) -> None:
                  "0.8 %", "79.3 %", "Hardening index <b>56</b>", "PKGS-7392", "TLS1_1", "ssl_prefer_server_ciphers off"):
         assert text in html, text
     # Attack matrix: the SQLi row marks the edge column as the stopping layer, the injection a miss in ai.
-    row = re.search(r'<tr id="attack-A03-SQLI-MSG-01">(.*?)</tr>', html, re.S).group(1)
+    row = re.search(r'<tr id="attack-A03-SQLI-MSG-01">(.*?)</tr>', html, re.DOTALL).group(1)
     cells = re.findall(r'<td class="(cell[^"]*)"', row)
     assert cells == ["cell-stop", "cell", "cell", "cell", "cell"]
-    row = re.search(r'<tr id="attack-LLM01-PI-01">(.*?)</tr>', html, re.S).group(1)
+    row = re.search(r'<tr id="attack-LLM01-PI-01">(.*?)</tr>', html, re.DOTALL).group(1)
     assert re.findall(r'<td class="(cell[^"]*)"', row)[-1] == "cell-miss"
     # Performance: table rows and an inline SVG with the three series and the target line.
     assert html.count("<polyline") == 3 and "p95 target 500" in html
@@ -107,7 +107,7 @@ def test_html_is_csp_strict(built: tuple[Path, dict[str, Any]]) -> None:
     assert "<script" not in html.lower()
     assert not re.search(r"\son[a-z]+=", html)
     assert not re.search(r"\sstyle=", html)
-    css = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    css = re.search(r"<style>(.*?)</style>", html, re.DOTALL).group(1)
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     assert f"style-src 'sha256-{digest}'" in html
     assert "default-src 'none'" in html

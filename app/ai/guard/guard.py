@@ -11,9 +11,10 @@ validation at a trusted layer):
 
 Thresholds come from the model file; ``train.py`` chooses them on out-of-fold cross-validation scores
 of the data that model was fitted on (flag: <= about 1.4 % of validation legit prompts flagged together
-with the heuristics, i.e. the 2 % budget minus 1.5 standard errors; block: <= 0.2 % blocked by the classifier alone, and
->= 0.85), never on held-out data. ``get_guard()`` uses the shipped model (fitted on all development
-data); ``Guard.load(EVAL_MODEL_PATH)`` is the 80 %-trained model the held-out numbers are measured with.
+with the heuristics, i.e. the 2 % budget minus 1.5 standard errors; block: <= 0.2 % blocked by the
+classifier alone, and >= 0.85), never on held-out data. ``get_guard()`` uses the shipped model (fitted
+on all development data); ``Guard.load(EVAL_MODEL_PATH)`` is the 80 %-trained model the held-out
+numbers are measured with.
 Reasons are stable codes: ``heuristic:<rule>`` and ``classifier:<probability>``.
 """
 
@@ -50,7 +51,7 @@ class Guard:
         self.block_threshold = block_threshold if block_threshold is not None else th["block"]
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_MODEL_PATH) -> "Guard":
+    def load(cls, path: Path = DEFAULT_MODEL_PATH) -> Guard:
         """Load the shipped model (fails loudly if it is missing or of another schema)."""
         return cls(LinearModel.load(path))
 

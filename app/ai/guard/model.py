@@ -23,6 +23,7 @@ import json
 import math
 import re
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -56,7 +57,7 @@ def word_features(low: str) -> list[str]:
     """Word unigrams (``w:``) and bigrams (``b:``) of a ``prepare``-d text."""
     words = _split(low)
     out = ["w:" + w for w in words]
-    out.extend("b:" + a + " " + b for a, b in zip(words, words[1:]))
+    out.extend("b:" + a + " " + b for a, b in pairwise(words))
     return out
 
 
@@ -130,7 +131,7 @@ class LinearModel:
         self._a, self._b = data.calibration
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_MODEL_PATH) -> "LinearModel":
+    def load(cls, path: Path = DEFAULT_MODEL_PATH) -> LinearModel:
         """Load and validate a model file; raises with the path named if it is missing or invalid."""
         if not path.is_file():
             raise FileNotFoundError(f"guard model not found at {path}: run `python -m app.ai.guard.train`")
