@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
 
 NAME_RE = r"^[a-z][a-z0-9_]{1,30}$"
 """Tenant and user names become PostgreSQL identifiers and Redis key parts: keep them boring."""
@@ -171,6 +171,14 @@ class LabDefinition(_Strict):
     ai: AI = AI()
     performance: Performance = Performance()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        """Rendered definitions (lab.json) carry the derived fields; they are recomputed, not read."""
+        if isinstance(data, dict) and ("edge_url" in data or "issuer" in data):
+            data = {k: v for k, v in data.items() if k not in ("edge_url", "issuer")}
+        return data
+
     @field_validator("tenants")
     @classmethod
     def _unique_tenants(cls, v: list[Tenant]) -> list[Tenant]:
@@ -190,6 +198,19 @@ class LabDefinition(_Strict):
             if u.tenant is not None and u.tenant not in known:
                 raise ValueError(f"user {u.username!r} names unknown tenant {u.tenant!r}")
         return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def edge_url(self) -> str:
+        """The one public address of the lab: everything users reach goes through the edge."""
+        port = "" if self.ports.edge_https == 443 else f":{self.ports.edge_https}"
+        return f"https://{self.edge.host_names[0]}{port}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def issuer(self) -> str:
+        """Token issuer (`iss`): the IdP as users reach it, through the edge (Keycloak's frontend URL)."""
+        return f"{self.edge_url}/realms/{self.identity.realm}"
 
     def tenant_names(self) -> list[str]:
         return [t.name for t in self.tenants]

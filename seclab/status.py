@@ -47,7 +47,7 @@ def idp_info(lab: LabDefinition) -> dict[str, Any]:
     """Which IdP runs is decided at provisioning and recorded in `<etc>/idp.json`."""
     recorded = Path(lab.paths.etc) / "idp.json"
     kind = "stand-in"
-    issuer = f"http://127.0.0.1:{lab.ports.idp}/realms/{lab.identity.realm}"
+    issuer = lab.issuer
     try:
         data = json.loads(recorded.read_text())
         kind = data.get("kind", kind)
@@ -58,8 +58,7 @@ def idp_info(lab: LabDefinition) -> dict[str, Any]:
 
 
 def edge_url(lab: LabDefinition) -> str:
-    port = "" if lab.ports.edge_https == 443 else f":{lab.ports.edge_https}"
-    return f"https://{lab.edge.host_names[0]}{port}"
+    return lab.edge_url
 
 
 def collect(lab: LabDefinition) -> dict[str, Any]:

@@ -27,9 +27,10 @@ async def victim(ctx: Context) -> dict[str, Any]:
             raise RuntimeError(f"victim conversation not created: {f.status} {f.problem}")
         conv = r.json()["id"]
         r, f = await ctx.request("POST", f"/conversations/{conv}/messages", user="alice", json={"content": SECRET})
-        if r.status_code != 201:
-            raise RuntimeError(f"victim message not stored: {f.status} {f.problem}")
-        return {"conversation": conv, "message": r.json()["message"]["id"]}
+        # Without the private message the conversation is still a valid target (its id is the secret then).
+        stored = r.status_code == 201
+        return {"conversation": conv, "message": r.json()["message"]["id"] if stored else None,
+                "victim_message": "stored" if stored else f"not stored ({f.status} {f.problem})"}
 
     return await ctx.fixture("bola:victim", make)
 
@@ -37,9 +38,10 @@ async def victim(ctx: Context) -> dict[str, Any]:
 async def _read(ctx: Context, user: str, path: str) -> Observation:
     v = await victim(ctx)
     r, f = await ctx.request("GET", path.format(**v), user=user)
+    notes = {"victim_message": v["victim_message"]}
     if r.status_code == 200 and (SECRET in r.text or v["conversation"] in r.text):
-        return Observation(effective=True, response=f, notes={"reason": f"{user} read alice's conversation"})
-    return Observation(response=f)
+        return Observation(effective=True, response=f, notes={**notes, "reason": f"{user} read alice's conversation"})
+    return Observation(response=f, notes=notes)
 
 
 @attack("API1-BOLA-READ-01", "bob (globex) reads alice's (acme) conversation by id", REFS, "data", suite=SUITE)

@@ -57,6 +57,9 @@ http {{
         client_body_buffer_size {body_max};
         modsecurity on;
         modsecurity_rules_file {main_conf};
+        # Server-level headers, inherited by the WAF's problem page (as on the lab edge).
+        add_header X-Request-Id $request_id always;
+        add_header Cache-Control "no-store" always;
         include {waf_dir}/nginx/problem-pages.conf;
         location / {{
             proxy_pass http://unix:{prefix}/backend.sock;

@@ -120,7 +120,8 @@ def print_table(report: Any) -> None:
         layer = r.layer or "-"
         if r.outcome == "stopped" and r.expected and r.layer != r.expected.layer:
             layer += " (!)"
-        table.add_row(r.id, " ".join(r.refs[:3]), exp, f"[{style[r.outcome]}]{r.outcome}[/]", layer)
+        refs = r.refs[0] + (f" +{len(r.refs) - 1}" if len(r.refs) > 1 else "")
+        table.add_row(r.id, refs, exp, f"[{style[r.outcome]}]{r.outcome}[/]", layer)
     out.print(table)
     counts = {k: sum(1 for r in report.results if r.outcome == k) for k in ("stopped", "succeeded", "error")}
     out.print(f"stopped {counts['stopped']}, succeeded {counts['succeeded']}, error {counts['error']}"

@@ -90,11 +90,6 @@ def test_app_own_403_is_not_rewritten_as_waf_block(client: httpx.Client) -> None
     assert r.json()["type"] == "urn:seclab:problem:forbidden"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="waf_rules/nginx/problem-pages.conf declares its own add_header, so the "
-    "edge's server-level security headers are not inherited (change requested from the WAF owner)",
-)
 def test_waf_block_carries_the_security_headers(client: httpx.Client) -> None:
     r = client.get("/api/v1/echo", params={"id": "1' OR '1'='1' UNION SELECT password FROM users--"})
     assert r.status_code == 403
