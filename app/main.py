@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from tortoise.context import TortoiseContext, _current_context
 
-from app.ai.providers.base import Provider
-from app.ai.providers.deterministic import DeterministicProvider
+from uuid import UUID
+
+from app.ai.budget import TokenBudget
 from app.ai.screening import Verdict, screen
 from app.api.main import api_router
 from app.api.routes import health
@@ -29,6 +30,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.ratelimit import RateLimiter
 from app.core.security import JwksCache, TokenValidator
 from app.db.connect import app_credentials
+from app.worker.dlq import DlqDepthCollector
 from seclab.labdef import LabDefinition
 
 log = logging.getLogger("seclab.app")
@@ -70,9 +72,51 @@ def redis_client(settings: Settings) -> Redis:
     )
 
 
-def default_provider(lab: LabDefinition) -> Provider:
-    local = next((p for p in lab.ai.providers if p.kind == "deterministic"), None)
-    return DeterministicProvider(local.name, local.model) if local else DeterministicProvider()
+def sync_redis_client(settings: Settings) -> Any:
+    """A *sync* client for the DLQ depth collector (Prometheus scrapes call collectors synchronously)."""
+    import redis as redis_sync
+
+    pw = settings.redis_password()
+    kwargs: dict[str, Any] = {}
+    if settings.redis_url.startswith("rediss://"):
+        kwargs.update(ssl_ca_certs=settings.redis_ca_file, ssl_certfile=settings.redis_cert_file,
+                      ssl_keyfile=settings.redis_key_file, ssl_cert_reqs="required")
+    return redis_sync.Redis.from_url(
+        settings.redis_url, username=settings.redis_user, password=pw.get_secret_value() if pw else None,
+        socket_timeout=0.5, socket_connect_timeout=0.5, **kwargs,
+    )
+
+
+_dlq_collector: DlqDepthCollector | None = None
+
+
+def register_dlq_collector(client: Any) -> DlqDepthCollector:
+    """`seclab_dlq_depth` on the API's /metrics. Registered once per process (the default registry
+    refuses a second collector with the same metric name); a later app only swaps the client."""
+    global _dlq_collector
+    if _dlq_collector is None:
+        from prometheus_client import REGISTRY
+
+        _dlq_collector = DlqDepthCollector(client)
+        REGISTRY.register(_dlq_collector)
+    else:
+        _dlq_collector.use(client)
+    return _dlq_collector
+
+
+def celery_enqueuer(settings: Settings) -> Callable[[str, UUID], Awaitable[bool]]:
+    """`app.worker.tasks.enqueue_reply` through a Celery client built from the API's own settings (its
+    Redis ACL user `seclab_app`, which may publish tasks but not consume them). Imported here, not at
+    module import: importing the worker module reads its settings."""
+    from app.worker.celery_app import make_celery
+    from app.worker.tasks import enqueue_reply
+
+    client = make_celery(settings)
+
+    async def enqueue(tenant: str, message_id: UUID) -> bool:
+        return await enqueue_reply(tenant, message_id, celery=client)
+
+    return enqueue
 
 
 def create_app(
@@ -80,9 +124,12 @@ def create_app(
     lab: LabDefinition | None = None,
     http_client: httpx.AsyncClient | None = None,
     redis: Redis | None = None,
-    provider: Provider | None = None,
     screener: Callable[[str], Awaitable[Verdict]] | None = None,
+    enqueuer: Callable[[str, UUID], Awaitable[bool]] | None = None,
 ) -> FastAPI:
+    """`enqueuer(tenant, message_id) -> bool` publishes the worker's task (default: Celery over the
+    settings' Redis); tests inject an in-process one."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings or load_settings()
@@ -98,8 +145,14 @@ def create_app(
         app.state.token_validator = TokenValidator(
             JwksCache(client, s.jwks_url, s.oidc_jwks_min_refresh_s), s.oidc_issuer, s.oidc_audience, s.oidc_leeway_s
         )
-        app.state.provider = provider or default_provider(the_lab)
         app.state.screener = screener or screen
+        app.state.budget = TokenBudget(
+            app.state.redis, per_user_per_hour=the_lab.ai.token_budget_per_user_per_hour,
+            per_tenant_per_hour=the_lab.ai.token_budget_per_tenant_per_hour,
+        )
+        app.state.enqueue_reply = enqueuer or celery_enqueuer(s)
+        dlq_redis = sync_redis_client(s)
+        register_dlq_collector(dlq_redis)
         orm = TortoiseContext()
         token = _current_context.set(orm)  # init needs it current; requests set it per task (tenancy.py)
         try:
@@ -112,6 +165,7 @@ def create_app(
             yield
         finally:
             await orm.close_connections()
+            dlq_redis.close()
             if own_redis:
                 await app.state.redis.aclose()
             if own_http:

@@ -61,23 +61,55 @@ def edge_url(lab: LabDefinition) -> str:
     return lab.edge_url
 
 
+def _mtls_ok(url: str, lab: LabDefinition, timeout: float = 2.0) -> bool:
+    """The API only talks to holders of a lab client certificate: probe it as the edge does."""
+    pki = Path(lab.paths.pki)
+    cert, key = pki / "certs" / "edge-client.chain.crt", pki / "private" / "edge-client.key"
+    try:
+        ctx = ssl.create_default_context(cafile=str(pki / "ca" / "ca-bundle.crt"))
+        ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError):
+        # Not root, or no PKI yet: fall back to "something accepts connections".
+        return _tcp_up(int(url.rsplit(":", 1)[1].split("/")[0]))
+    return _http_ok(url, verify=ctx, timeout=timeout)
+
+
+def _edge_ok(lab: LabDefinition) -> bool:
+    ca = ca_cert_path(lab)
+    if not ca.exists():
+        return _tcp_up(lab.ports.edge_https)
+    return _http_ok(f"{lab.edge_url}/healthz", verify=ssl.create_default_context(cafile=str(ca)))
+
+
 def collect(lab: LabDefinition) -> dict[str, Any]:
     idp = idp_info(lab)
-    app_url = f"http://127.0.0.1:{lab.ports.app}"
+    p = lab.ports
+    loop = "127.0.0.1"
     services: dict[str, dict[str, Any]] = {
-        "postgres": {"up": _tcp_up(lab.ports.postgres), "address": f"127.0.0.1:{lab.ports.postgres}"},
-        "redis": {"up": _tcp_up(lab.ports.redis), "address": f"127.0.0.1:{lab.ports.redis}"},
-        "app": {"up": _http_ok(f"{app_url}/healthz"), "address": f"127.0.0.1:{lab.ports.app}"},
+        "edge": {"up": _edge_ok(lab), "address": f"0.0.0.0:{p.edge_https}"},
+        "app": {"up": _mtls_ok(f"https://{loop}:{p.app}/healthz", lab), "address": f"{loop}:{p.app} (mTLS)"},
         "idp": {
             "up": _http_ok(f"{idp['internal_url']}/realms/{lab.identity.realm}/.well-known/openid-configuration"),
-            "address": f"127.0.0.1:{lab.ports.idp}",
+            "address": f"{loop}:{p.idp}",
             "kind": idp["kind"],
         },
+        "postgres": {"up": _tcp_up(p.postgres), "address": f"{loop}:{p.postgres}"},
+        "redis": {"up": _tcp_up(p.redis), "address": f"{loop}:{p.redis}"},
+        "llama": {"up": _tcp_up(p.llama), "address": f"{loop}:{p.llama}"},
+        "prometheus": {"up": _http_ok(f"http://{loop}:{p.prometheus}/-/ready"), "address": f"{loop}:{p.prometheus}"},
+        "alertmanager": {
+            "up": _http_ok(f"http://{loop}:{p.alertmanager}/-/ready"),
+            "address": f"{loop}:{p.alertmanager}",
+        },
+        "node_exporter": {"up": _tcp_up(p.node_exporter), "address": f"{loop}:{p.node_exporter}"},
+        "postgres_exporter": {"up": _tcp_up(p.postgres_exporter), "address": f"{loop}:{p.postgres_exporter}"},
+        "redis_exporter": {"up": _tcp_up(p.redis_exporter), "address": f"{loop}:{p.redis_exporter}"},
+        "nginx_exporter": {"up": _tcp_up(p.nginx_exporter), "address": f"{loop}:{p.nginx_exporter}"},
     }
     return {
         "lab": lab.name,
         "edge": {"url": edge_url(lab), "ca_cert": str(ca_cert_path(lab))},
-        "api": {"url": f"{app_url}/api/v1"},
+        "api": {"url": f"{edge_url(lab)}/api/v1", "internal_url": f"https://{loop}:{p.app}/api/v1"},
         "idp": {"issuer": idp["issuer"], "kind": idp["kind"]},
         "realm_export": str(realm_export_path(lab)),
         "services": services,

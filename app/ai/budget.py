@@ -130,6 +130,26 @@ class TokenBudget:
             raise BudgetExhausted(scope, tenant, self.per_user if scope == "user" else self.per_tenant, retry)
         return Reservation(user_key=user_key, tenant_key=tenant_key, reserved=amount)
 
+    async def check(self, *, tenant: str, user: str, amount: int) -> None:
+        """Admission check without reserving: raise BudgetExhausted if `amount` more would not fit now.
+
+        The API calls this when it accepts a message, so a client whose budget is spent gets its 429
+        synchronously instead of a message that fails later. The binding, atomic reservation happens
+        in the worker (`Gateway.complete` -> `reserve`): one reservation point, so nothing is counted
+        twice and no reservation has to survive the queue (sweeper, DLQ replay, a new clock hour).
+        Raises BudgetUnavailable if Redis cannot be asked (the caller decides; the worker fails closed).
+        """
+        user_key, tenant_key, retry = self._keys(tenant, user)
+        try:
+            u, t = await self._redis.mget(user_key, tenant_key)
+        except Exception as exc:  # noqa: BLE001 - redis.exceptions.* and OSError
+            raise BudgetUnavailable(type(exc).__name__) from None
+        amount = max(0, int(amount))
+        for scope, used, limit in (("user", int(u or 0), self.per_user), ("tenant", int(t or 0), self.per_tenant)):
+            if used + amount > limit:
+                BUDGET_EXHAUSTED.labels(tenant).inc()
+                raise BudgetExhausted(scope, tenant, limit, retry)  # type: ignore[arg-type]
+
     async def settle(self, reservation: Reservation, actual: int) -> None:
         """Replace the reservation by the real usage (0 for a failed call). Idempotent per reservation."""
         if reservation.settled:

@@ -3,13 +3,15 @@
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
+from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Query, Request
 from tortoise.exceptions import DBConnectionError, OperationalError
 
-from app.ai.providers.base import Provider
+from app.ai.budget import TokenBudget
 from app.ai.screening import Verdict
 from app.core.config import Settings
 from app.core.pagination import decode_cursor
@@ -31,8 +33,15 @@ def get_lab(request: Request) -> LabDefinition:
     return request.app.state.lab
 
 
-def get_provider(request: Request) -> Provider:
-    return request.app.state.provider
+def get_budget(request: Request) -> TokenBudget | None:
+    return getattr(request.app.state, "budget", None)
+
+
+Enqueuer = Callable[[str, UUID], Awaitable[bool]]
+
+
+def get_enqueuer(request: Request) -> Enqueuer:
+    return request.app.state.enqueue_reply
 
 
 def get_screener(request: Request) -> Callable[[str], Awaitable[Verdict]]:
@@ -41,7 +50,8 @@ def get_screener(request: Request) -> Callable[[str], Awaitable[Verdict]]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LabDep = Annotated[LabDefinition, Depends(get_lab)]
-ProviderDep = Annotated[Provider, Depends(get_provider)]
+BudgetDep = Annotated[TokenBudget | None, Depends(get_budget)]
+EnqueueDep = Annotated[Enqueuer, Depends(get_enqueuer)]
 ScreenerDep = Annotated[Callable[[str], Awaitable[Verdict]], Depends(get_screener)]
 
 
@@ -101,17 +111,10 @@ TenantAdmin = Annotated[Principal, Depends(authorized("tenant-admin", tenant=Tru
 LabAdmin = Annotated[Principal, Depends(authorized("lab-admin", tenant=False))]
 
 
-async def tenant_db(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> AsyncIterator[Any]:
-    """The request's one transaction, already under SET LOCAL ROLE/search_path of the caller's tenant.
-
-    Exits (commit or rollback) before the response is sent (scope="function"), so a 201 is never
-    returned for a write that did not commit.
-    """
-    if principal.tenant is None or not TENANT_RE.match(principal.tenant):
-        raise Problem(403, "forbidden", "the token carries no valid tenant claim")
+async def _enter(cm: AbstractAsyncContextManager[Any]) -> Any:
+    """Open a tenant transaction; a database that cannot be reached is 503, a tenant that is gone 403."""
     try:
-        cm = tenant_transaction(request.app.state.orm, principal.tenant)
-        tx = await cm.__aenter__()
+        return await cm.__aenter__()
     except (DBConnectionError, OSError, asyncpg.InterfaceError, TimeoutError) as exc:
         log.warning("database unavailable", extra={"error.type": type(exc).__name__})
         raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
@@ -123,6 +126,22 @@ async def tenant_db(request: Request, principal: Annotated[Principal, Depends(ge
             raise Problem(403, "forbidden", "unknown tenant") from None
         log.warning("database unavailable", extra={"error.type": type(cause).__name__})
         raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
+
+
+def _tenant_of(principal: Principal) -> str:
+    if principal.tenant is None or not TENANT_RE.match(principal.tenant):
+        raise Problem(403, "forbidden", "the token carries no valid tenant claim")
+    return principal.tenant
+
+
+async def tenant_db(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> AsyncIterator[Any]:
+    """The request's one transaction, already under SET LOCAL ROLE/search_path of the caller's tenant.
+
+    Exits (commit or rollback) before the response is sent (scope="function"), so a 201 is never
+    returned for a write that did not commit.
+    """
+    cm = tenant_transaction(request.app.state.orm, _tenant_of(principal))
+    tx = await _enter(cm)
     try:
         yield tx
     except BaseException as exc:
@@ -132,7 +151,44 @@ async def tenant_db(request: Request, principal: Annotated[Principal, Depends(ge
         await cm.__aexit__(None, None, None)
 
 
+class TenantTransactions:
+    """Short tenant transactions on demand, for a route that must COMMIT before it acts.
+
+    Why: the message route enqueues the worker's task only after the pending message is committed
+    (a worker must never look for a row that is not visible yet), and its `Prefer: wait` polling must
+    not hold a pooled connection while it sleeps. Each `async with txs() as db:` is one transaction
+    under `SET LOCAL ROLE tenant_<t>` like `tenant_db`; a failed commit is a 503, never a 500.
+    """
+
+    def __init__(self, orm: Any, tenant: str) -> None:
+        self._orm = orm
+        self.tenant = tenant
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Any]:
+        cm = tenant_transaction(self._orm, self.tenant)
+        tx = await _enter(cm)
+        try:
+            yield tx
+        except BaseException as exc:
+            if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+            return
+        try:
+            await cm.__aexit__(None, None, None)
+        except (DBConnectionError, OperationalError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("commit failed", extra={"error.type": type(exc).__name__})
+            raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
+
+
+async def tenant_transactions(
+    request: Request, principal: Annotated[Principal, Depends(get_principal)]
+) -> TenantTransactions:
+    return TenantTransactions(request.app.state.orm, _tenant_of(principal))
+
+
 TenantDB = Annotated[Any, Depends(tenant_db, scope="function")]
+TenantTxs = Annotated[TenantTransactions, Depends(tenant_transactions)]
 
 
 async def owner_conn(settings: SettingsDep) -> AsyncIterator[asyncpg.Connection]:

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     oidc_jwks_min_refresh_s: float = 30.0
     trusted_proxies: str = "127.0.0.1"
     log_level: str = "INFO"
+    # AI gateway secrets (files under paths.secrets, 0600). The canary is required by the worker's
+    # output checks (OWASP LLM07:2025); a missing provider key leaves that provider out of the chain;
+    # the PII key seals pseudonym mappings in Redis (LLM02:2025).
+    llm_canary_file: str | None = None
+    openai_api_key_file: str | None = None
+    llama_api_key_file: str | None = None
+    pii_key_file: str | None = None
 
     @field_validator("log_level")
     @classmethod

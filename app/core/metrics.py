@@ -20,6 +20,9 @@ LATENCY = Histogram(
 RATE_LIMIT_FAIL_OPEN = Counter(
     "seclab_rate_limit_fail_open_total", "Rate-limit checks skipped because Redis was unreachable"
 )
+ENQUEUE_FAILURES = Counter(
+    "seclab_enqueue_failures_total", "Accepted messages whose task could not be published (the sweeper enqueues them)"
+)
 GUARD_DECISIONS = Counter("seclab_guard_decisions_total", "Prompt-injection guard decisions", ["decision"])
 
 

@@ -32,6 +32,8 @@ TITLES: dict[str, str] = {
     "rate-limited": "Too many requests",
     "prompt-injection": "Message refused by the prompt-injection guard",
     "upstream-unavailable": "A dependency is unavailable",
+    "budget-exhausted": "Token budget exhausted",
+    "idempotency-key-reused": "Idempotency-Key reused with a different request",
     "conflict": "Conflict",
     "internal": "Internal server error",
     "not-acceptable": "Not acceptable",

@@ -48,11 +48,6 @@ async def list_messages(
     return rows, (rows[-1].seq if more and rows else None)
 
 
-async def recent_history(db: Any, conversation_id: UUID, n: int = 20) -> list[Message]:
-    rows = await Message.filter(conversation_id=conversation_id).order_by("-seq").limit(n).using_db(db)
-    return list(reversed(rows))
-
-
 async def find_by_idempotency_key(
     db: Any, conversation_id: UUID, author: str, key: str
 ) -> tuple[Message, Message | None] | None:
@@ -61,8 +56,11 @@ async def find_by_idempotency_key(
     ).using_db(db).first()
     if msg is None:
         return None
-    reply = await Message.filter(reply_to=msg.id).using_db(db).first()
-    return msg, reply
+    return msg, await get_reply(db, msg.id)
+
+
+async def get_reply(db: Any, message_id: UUID) -> Message | None:
+    return await Message.filter(reply_to=message_id, role="assistant").using_db(db).first()
 
 
 async def insert_user_message(
@@ -76,33 +74,24 @@ async def insert_user_message(
     request_hash: str | None,
 ) -> UUID | None:
     """Insert unless the idempotency key was used already (then None). ON CONFLICT waits for a
-    concurrent insert of the same key to commit, so two racing retries store one message."""
+    concurrent insert of the same key to commit, so two racing retries store one message.
+
+    Status: `blocked` for a blocked verdict (never answered), else `pending` for the worker."""
     new_id = uuid.uuid4()
+    status = "blocked" if decision == "block" else "pending"
     # execute_query_dict uses fetch(): Tortoise's execute_query reads the OID field of "INSERT 0 1" as the count.
     rows = await db.execute_query_dict(
         "INSERT INTO messages (id, conversation_id, role, author_sub, content, guard_decision, guard_reasons,"
-        " idempotency_key, request_hash) VALUES ($1, $2, 'user', $3, $4, $5, $6::jsonb, $7, $8)"
+        " idempotency_key, request_hash, status) VALUES ($1, $2, 'user', $3, $4, $5, $6::jsonb, $7, $8, $9)"
         " ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING RETURNING id",
-        [new_id, conversation_id, author, content, decision, json.dumps(reasons), idempotency_key, request_hash],
+        [new_id, conversation_id, author, content, decision, json.dumps(reasons), idempotency_key, request_hash,
+         status],
     )
     return new_id if rows else None
 
 
 async def get_message(db: Any, message_id: UUID) -> Message:
     return await Message.get(id=message_id).using_db(db)
-
-
-async def insert_reply(db: Any, conversation_id: UUID, reply_to: UUID, content: str, provider: str) -> Message:
-    return await Message.create(
-        using_db=db,
-        id=uuid.uuid4(),
-        conversation_id=conversation_id,
-        role="assistant",
-        author_sub="assistant",
-        content=content,
-        reply_to=reply_to,
-        provider=provider,
-    )
 
 
 async def usage_by_user(db: Any) -> list[dict[str, Any]]:

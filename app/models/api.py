@@ -37,13 +37,21 @@ class ConversationOut(BaseModel):
     created_at: datetime
 
 
+MessageStatus = Literal["pending", "answered", "failed", "blocked"]
+
+
 class MessageOut(BaseModel):
     id: UUID
     conversation_id: UUID
     role: Literal["user", "assistant"]
-    content: str
+    content: str = Field(description="plain text; never render it as HTML or Markdown-to-HTML (OWASP LLM05:2025)")
+    content_type: Literal["text/plain"] = "text/plain"
     guard: GuardOut | None = None
+    status: MessageStatus | None = Field(default=None, description="user messages: where the answer stands")
+    status_reason: str | None = Field(default=None, description="why a message failed (a category, no text)")
     provider: str | None = None
+    output_decision: Literal["allow", "redact", "withhold"] | None = Field(
+        default=None, description="assistant messages: the output checks' decision")
     reply_to: UUID | None = None
     created_at: datetime
 
@@ -59,8 +67,10 @@ class MessagePage(BaseModel):
 
 
 class ExchangeOut(BaseModel):
+    """201: `reply` is the answer; 202: accepted, `reply` is null until the worker answers."""
+
     message: MessageOut
-    reply: MessageOut
+    reply: MessageOut | None
 
 
 class UserConversationCount(BaseModel):

@@ -36,6 +36,11 @@ class Message(Model):
     provider = fields.TextField(null=True)
     idempotency_key = fields.CharField(max_length=255, null=True)
     request_hash = fields.TextField(null=True)
+    status = fields.CharField(max_length=16, null=True)  # 0002_message_status.sql; user messages only
+    status_reason = fields.CharField(max_length=64, null=True)
+    output_decision = fields.CharField(max_length=16, null=True)
+    tokens_in = fields.IntField(null=True)
+    tokens_out = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

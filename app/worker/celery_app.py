@@ -97,7 +97,9 @@ def make_celery(settings: Settings | None = None, worker: WorkerSettings | None 
         task_default_queue=worker.queue,
         task_soft_time_limit=worker.task_soft_time_limit_s,
         task_time_limit=worker.task_time_limit_s,
-        broker_transport_options={"global_keyprefix": "seclab:", "visibility_timeout": worker.visibility_timeout_s},
+        # Bounded socket waits: the API publishes from its request path, a hung Redis must not hang it.
+        broker_transport_options={"global_keyprefix": "seclab:", "visibility_timeout": worker.visibility_timeout_s,
+                                  "socket_connect_timeout": 3, "socket_timeout": 10},
         broker_connection_retry_on_startup=True,
         worker_send_task_events=True,  # Flower
         task_send_sent_event=True,

@@ -49,6 +49,9 @@ def categorize(exc: BaseException) -> Category:
 
     from app.ai.providers.base import ProviderError
 
+    declared = getattr(exc, "dlq_category", None)  # e.g. app.crud.worker.DatabaseUnavailable wraps OSError
+    if declared in ("upstream", "validation", "database", "unknown"):
+        return declared  # type: ignore[no-any-return]
     if isinstance(exc, ProviderError):
         return "upstream"
     if isinstance(exc, (ValidationError, ValueError, TypeError, KeyError)):
@@ -91,6 +94,10 @@ class DlqDepthCollector(Collector):
     *sync* redis client with a short socket timeout: scrapes are synchronous."""
 
     def __init__(self, sync_redis: Any) -> None:
+        self._redis = sync_redis
+
+    def use(self, sync_redis: Any) -> None:
+        """Swap the client (a process registers one collector; a new app instance brings a new client)."""
         self._redis = sync_redis
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

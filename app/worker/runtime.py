@@ -8,7 +8,6 @@ it at `tests.ai_gateway.worker_runtime:build`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,26 +37,21 @@ def redis_client(settings: Settings) -> Any:
     return aioredis.Redis.from_url(settings.redis_url, **kwargs)
 
 
-def _setting(settings: Settings, name: str) -> str | None:
-    # Read from Settings once the lead adds the field to app/core/config.py; the env var works until then.
-    return getattr(settings, name, None) or os.environ.get(f"SECLAB_{name.upper()}")
-
-
 def gateway_secrets(settings: Settings) -> GatewaySecrets:
-    canary = _setting(settings, "llm_canary_file")
-    if not canary:
+    """Secret file paths from the settings (`SECLAB_LLM_CANARY_FILE`, `SECLAB_*_API_KEY_FILE`, `SECLAB_PII_KEY_FILE`)."""
+    if not settings.llm_canary_file:
         raise RuntimeError("SECLAB_LLM_CANARY_FILE is not set: the output checks need the deployment's canary")
     return GatewaySecrets(
-        canary_file=canary,
-        openai_api_key_file=_setting(settings, "openai_api_key_file"),
-        llama_api_key_file=_setting(settings, "llama_api_key_file"),
-        pii_key_file=_setting(settings, "pii_key_file"),
+        canary_file=settings.llm_canary_file,
+        openai_api_key_file=settings.openai_api_key_file,
+        llama_api_key_file=settings.llama_api_key_file,
+        pii_key_file=settings.pii_key_file,
     )
 
 
 async def build_default() -> Runtime:
-    """Production runtime: the store comes from `app.crud.worker.make_reply_store(settings)` (lead's part)."""
-    from app.crud.worker import make_reply_store  # type: ignore[import-not-found]
+    """Production runtime: the PostgreSQL store of `app.crud.worker` under the tenant roles."""
+    from app.crud.worker import make_reply_store
 
     settings = load_settings()
     redis = redis_client(settings)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
-from celery import Task
+from celery import Celery, Task
 from prometheus_client import Counter
 
 from app.ai.budget import BudgetExhausted, BudgetUnavailable
@@ -68,12 +68,14 @@ def _category(exc: BaseException) -> Category:
     return categorize(exc)
 
 
-async def answer(tenant: str, message_id: str) -> str:
-    """Answer one pending message, once. Returns the outcome; raises to retry / dead-letter."""
+async def answer(tenant: str, message_id: str, rt: Runtime | None = None) -> str:
+    """Answer one pending message, once. Returns the outcome; raises to retry / dead-letter.
+
+    `rt`: an explicit runtime (tests run the task body in-process); default the process's own."""
     if not TENANT_RE.match(tenant):
         raise ValueError("invalid tenant name")
     mid = UUID(message_id)  # ValueError: validation
-    rt = await runtime()
+    rt = rt or await runtime()
     msg = await rt.store.load_pending(tenant, mid)
     if msg is None:
         return "skipped"  # answered, blocked or gone: idempotent no-op
@@ -103,7 +105,10 @@ async def dead_letter(task: str, tenant: str, message_id: str, exc: BaseExceptio
         pass  # not a message id: nothing to mark
 
 
-@celery_app.task(bind=True, name="seclab.generate_reply", acks_late=True, reject_on_worker_lost=True,
+GENERATE_TASK = "seclab.generate_reply"
+
+
+@celery_app.task(bind=True, name=GENERATE_TASK, acks_late=True, reject_on_worker_lost=True,
                  max_retries=W.max_retries)
 def generate_reply(self: Task, tenant: str, message_id: str) -> str:
     try:
@@ -144,15 +149,24 @@ def sweep_pending() -> int:
     return run(sweep())
 
 
-async def enqueue_reply(tenant: str, message_id: UUID) -> bool:
+async def enqueue_reply(tenant: str, message_id: UUID, *, celery: Celery | None = None,
+                        timeout_s: float = 5.0) -> bool:
     """For the API, AFTER the pending message is committed: True if the broker took the task.
 
-    False (broker unreachable) is not an error for the client: the message is stored `pending` and
-    the sweeper will enqueue it. Runs in a thread: kombu's publish is blocking."""
+    False (broker unreachable or slow) is not an error for the client: the message is stored `pending`
+    and the sweeper will enqueue it. `celery`: the API's own client (its settings, its Redis ACL user
+    `seclab_app`); default the worker module's app. Runs in a thread: kombu's publish is blocking; a
+    publish that outlives `timeout_s` may still land later, which is harmless (the task is idempotent)."""
+    args = [tenant, str(message_id)]
+
+    def publish() -> None:
+        if celery is None:
+            generate_reply.apply_async(args=args, retry=False)
+        else:
+            celery.send_task(GENERATE_TASK, args=args, retry=False)
+
     try:
-        await asyncio.to_thread(
-            generate_reply.apply_async, args=[tenant, str(message_id)], retry=False,
-        )
+        await asyncio.wait_for(asyncio.to_thread(publish), timeout=timeout_s)
         return True
     except Exception as exc:  # noqa: BLE001 - the sweeper enqueues it later
         log.warning("enqueue failed; the sweeper will pick the message up", extra={"error": type(exc).__name__})

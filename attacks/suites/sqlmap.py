@@ -86,7 +86,13 @@ async def sqlmap_message(ctx: Context) -> Observation:
         "url": f"{ctx.target.api}/conversations/{conv}/messages", "method": "POST", "data": '{"content": "*"}'})
 
 
+VALID_CURSOR = "djE6OTk5OTk5"
+"""base64url("v1:999999"): a well-formed cursor, so sqlmap starts from a valid request (it warns that
+empty values make its comparisons meaningless); `*` marks where the payloads go."""
+
+
 @attack("A03-SQLMAP-LIST-01", "sqlmap --level 2 --risk 1 on the list query ?limit=*&cursor=*",
         REFS, "edge", suite=SUITE)
 async def sqlmap_list(ctx: Context) -> Observation:
-    return await _run(ctx, "A03-SQLMAP-LIST-01", "bob", {"url": f"{ctx.target.api}/conversations?limit=*&cursor=*"})
+    return await _run(ctx, "A03-SQLMAP-LIST-01", "bob",
+                      {"url": f"{ctx.target.api}/conversations?limit=10*&cursor={VALID_CURSOR}*"})

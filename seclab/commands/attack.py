@@ -47,6 +47,15 @@ def reload_edge(nginx_conf: Path = NGINX_CONF, settle_s: float = 2.0) -> None:
     time.sleep(settle_s)  # old workers finish, new ones take the listening sockets
 
 
+def deployed_setting(conf_dir: Path, directive: str) -> str | None:
+    """A directive's value in the deployed modsecurity.conf (re-rendering keeps what was deployed)."""
+    for line in (conf_dir / "modsecurity.conf").read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == directive:
+            return parts[1]
+    return None
+
+
 def engine_line(conf_dir: Path) -> str:
     for line in (conf_dir / "modsecurity.conf").read_text(encoding="utf-8").splitlines():
         if line.strip().startswith("SecRuleEngine"):
@@ -71,8 +80,8 @@ def edge_waf_mode(lab: Any, mode: str, conf_dir: Path | None = None, nginx_conf:
         raise LabError(f"no deployed WAF configuration in {d}: is the edge up (./lab up)?")
     files = [d / dst for dst in render.TEMPLATES.values()] + [d / s for s in render.NGINX_SNIPPETS]
     snapshot = {p: p.read_bytes() for p in files if p.exists()}
-    overrides: dict[str, Any] = {"tmp_dir": str(Path(lab.paths.data) / "waf")}
-    audit_log = Path(lab.paths.logs) / "modsec_audit.json"
+    overrides: dict[str, Any] = {"tmp_dir": deployed_setting(d, "SecTmpDir") or str(Path(lab.paths.data) / "waf")}
+    audit_log = deployed_setting(d, "SecAuditLog") or str(Path(lab.paths.logs) / "modsec_audit.json")
     try:
         render.render(lab, d, audit_log, mode_override=mode, **overrides)  # type: ignore[arg-type]
         reload_edge(nginx_conf)
@@ -93,15 +102,18 @@ def _same_origin(a: str, b: str) -> bool:
     return (ua.scheme, ua.hostname, ua.port or port.get(ua.scheme)) == (ub.scheme, ub.hostname, ub.port or port.get(ub.scheme))
 
 
-def build_target(lab: Any, base_url: str | None, edge_mode: str) -> Any:
-    """The target from `lab status --json` (edge url + CA), or `--base-url` (then the app, unless it is the edge)."""
+def build_target(
+    lab: Any, base_url: str | None, edge_mode: str, via_edge: bool | None = None, ca_cert: Path | None = None
+) -> Any:
+    """The target from `lab status --json` (edge url + CA), or `--base-url` (then the app, unless it is the
+    edge's origin or `via_edge` says it is an edge, e.g. a throw-away instance rendered from edge/)."""
     from attacks.runner import Target
     from seclab import status, tokens
 
     st_edge = status.edge_url(lab)
     base = (base_url or st_edge).rstrip("/")
-    through_edge = _same_origin(base, st_edge)
-    ca = status.ca_cert_path(lab)
+    through_edge = _same_origin(base, st_edge) if via_edge is None else via_edge
+    ca = ca_cert or status.ca_cert_path(lab)
     verify: str | bool = str(ca) if base.startswith("https") and ca.exists() else base.startswith("https")
     realm = lab.identity.realm
     token_url = (f"{base}/realms/{realm}/protocol/openid-connect/token" if through_edge
@@ -140,6 +152,12 @@ def register(cli: typer.Typer) -> None:
         base_url: Annotated[str | None, typer.Option("--base-url", help="target root URL (default: the edge)")] = None,
         logs_dir: Annotated[Path | None, typer.Option("--logs-dir", help="lab logs (default: lab.paths.logs)")] = None,
         bruteforce_user: Annotated[str, typer.Option(help="victim of the lockout case (is locked afterwards)")] = "carol",
+        via_edge: Annotated[bool | None, typer.Option(
+            "--via-edge/--direct", help="the --base-url is an edge / the app (default: edge iff it is the lab's edge URL)",
+        )] = None,
+        ca_cert: Annotated[Path | None, typer.Option(help="CA bundle for an https target (default: the lab CA)")] = None,
+        waf_dir: Annotated[Path | None, typer.Option(help="deployed WAF config (default: <paths.etc>/waf)")] = None,
+        nginx_conf: Annotated[Path, typer.Option(help="the edge's nginx.conf (for -t and -s reload)")] = NGINX_CONF,
     ) -> None:
         """Run the black-box attack suites; exit 1 if any attack succeeded or any case proved nothing."""
         from attacks.evidence import Evidence, LogPaths
@@ -149,7 +167,7 @@ def register(cli: typer.Typer) -> None:
         if edge not in ("blocking", "detection-only"):
             raise LabError(f"--edge must be blocking or detection-only, not {edge!r}")
         lab = labdef.load()
-        target = build_target(lab, base_url, edge)
+        target = build_target(lab, base_url, edge, via_edge, ca_cert)
         if edge == "detection-only" and not target.through_edge:
             raise LabError("--edge detection-only needs the edge as the target (drop --base-url)")
         names = [s for s in (suite or list(SUITES)) if s not in set(exclude or [])]
@@ -182,7 +200,7 @@ def register(cli: typer.Typer) -> None:
             finally:
                 await ctx.aclose()
 
-        with edge_waf_mode(lab, edge):
+        with edge_waf_mode(lab, edge, conf_dir=waf_dir, nginx_conf=nginx_conf):
             report = asyncio.run(main())
         print_table(report)
         if json_file is not None:

@@ -7,6 +7,7 @@ runs cannot make a test pass or fail.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -104,11 +105,97 @@ def auth(users: dict[str, dict[str, str]], name: str, **extra: str) -> dict[str,
     return {"Authorization": users[name]["Authorization"], **extra}
 
 
+TEST_CANARY = "SECLAB-CANARY-integration-0123456789"
+
+
+class InProcessWorker:
+    """STAND-IN for the Celery worker: runs the real task body (`app.worker.tasks.answer`) in-process
+    with the real PostgreSQL `ReplyStore` and a gateway over the deterministic provider.
+
+    `mode`: "run" answers at once (the broker took the task), "drop" returns False (broker down: the
+    message stays pending for the sweeper), "hold" takes the task but runs nothing until `release()`."""
+
+    def __init__(self, store: Any) -> None:
+        from app.ai.gateway import Gateway, ProviderSlot
+        from app.ai.output_checks import OutputChecker
+        from app.ai.providers.deterministic import DeterministicProvider
+        from app.worker.runtime import Runtime
+
+        system = f"test system prompt {TEST_CANARY}"
+        gateway = Gateway([ProviderSlot(DeterministicProvider(), pseudonymize_pii=False)],
+                          checker=OutputChecker(canary=TEST_CANARY, system_prompt=system), system_prompt=system,
+                          max_output_tokens=64)
+        self.runtime = Runtime(gateway=gateway, store=store, redis=None)
+        self.mode = "run"
+        self.enqueued: list[tuple[str, Any]] = []
+        self.held: list[tuple[str, Any]] = []
+        self.outcomes: list[str] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def enqueue(self, tenant: str, message_id: Any) -> bool:
+        if self.mode == "drop":
+            return False
+        self.enqueued.append((tenant, message_id))
+        if self.mode == "hold":
+            self.held.append((tenant, message_id))
+        else:
+            self.spawn(tenant, message_id)
+        return True
+
+    def spawn(self, tenant: str, message_id: Any) -> asyncio.Task[Any]:
+        from app.worker.tasks import answer
+
+        async def run() -> None:
+            self.outcomes.append(await answer(tenant, str(message_id), rt=self.runtime))
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for tenant, mid in held:
+            self.spawn(tenant, mid)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+
 @pytest.fixture(scope="session")
-async def app(settings: Settings, lab: LabDefinition, synced: list[str], issuer: FakeIssuer) -> AsyncIterator[Any]:
-    application = create_app(settings=settings, lab=lab, http_client=issuer.client(), screener=stand_in_screener)
+async def reply_store(settings: Settings, lab: LabDefinition, synced: list[str]) -> AsyncIterator[Any]:
+    from app.crud.worker import PgReplyStore, create_pool
+
+    pool = await create_pool(settings)
+    try:
+        yield PgReplyStore(pool, lambda: lab.tenant_names())
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(scope="session")
+def inproc_worker(reply_store: Any) -> InProcessWorker:
+    return InProcessWorker(reply_store)
+
+
+@pytest.fixture
+async def worker(inproc_worker: InProcessWorker) -> AsyncIterator[InProcessWorker]:
+    inproc_worker.mode = "run"
+    yield inproc_worker
+    inproc_worker.mode = "run"
+    inproc_worker.release()  # nothing accepted stays unanswered after a test
+    await inproc_worker.drain()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, lab: LabDefinition, synced: list[str], issuer: FakeIssuer,
+              inproc_worker: InProcessWorker) -> AsyncIterator[Any]:
+    application = create_app(settings=settings, lab=lab, http_client=issuer.client(), screener=stand_in_screener,
+                             enqueuer=inproc_worker.enqueue)
     async with application.router.lifespan_context(application):
         yield application
+        await inproc_worker.drain()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 from tests.integration.conftest import INJECTION_MARKER, auth
 
 P = "/api/v1"
+WAIT = {"Prefer": "wait=5"}  # RFC 7240: the answer in the response (201) when the worker is quick enough
 
 
 async def new_conversation(client: httpx.AsyncClient, users: dict, who: str = "alice", title: str = "t") -> str:
@@ -25,13 +26,16 @@ async def test_create_post_and_read(client: httpx.AsyncClient, users: dict) -> N
     r = await client.get(f"{P}/conversations/{cid}", headers=auth(users, "alice"))
     assert r.status_code == 200 and r.json()["title"] == "first"
     r = await client.post(f"{P}/conversations/{cid}/messages", json={"content": "How do I sort a list?"},
-                          headers=auth(users, "alice"))
+                          headers=auth(users, "alice", **WAIT))
     assert r.status_code == 201, r.text
+    assert r.headers["preference-applied"] == "wait=5"
     body = r.json()
     assert body["message"]["role"] == "user" and body["message"]["content"] == "How do I sort a list?"
     assert body["message"]["guard"] == {"decision": "allow", "reasons": []}
+    assert body["message"]["status"] == "answered"
     assert body["reply"]["role"] == "assistant" and body["reply"]["reply_to"] == body["message"]["id"]
-    assert "stand-in" in body["reply"]["content"]
+    assert "stand-in" in body["reply"]["content"] and body["reply"]["content_type"] == "text/plain"
+    assert body["reply"]["output_decision"] == "allow" and body["reply"]["provider"] == "local"
     r = await client.get(f"{P}/conversations/{cid}/messages", headers=auth(users, "alice"))
     assert [m["id"] for m in r.json()["items"]] == [body["message"]["id"], body["reply"]["id"]]
     assert r.json()["items"][0]["guard"]["decision"] == "allow"
@@ -61,7 +65,7 @@ async def test_message_pagination(client: httpx.AsyncClient, users: dict) -> Non
     cid = await new_conversation(client, users)
     for i in range(3):
         r = await client.post(f"{P}/conversations/{cid}/messages", json={"content": f"m{i}"},
-                              headers=auth(users, "alice"))
+                              headers=auth(users, "alice", **WAIT))
         assert r.status_code == 201
     r1 = (await client.get(f"{P}/conversations/{cid}/messages", params={"limit": 4}, headers=auth(users, "alice"))).json()
     assert len(r1["items"]) == 4 and r1["next_cursor"]
@@ -73,7 +77,7 @@ async def test_message_pagination(client: httpx.AsyncClient, users: dict) -> Non
 
 async def test_idempotent_retry_returns_first_result(client: httpx.AsyncClient, users: dict) -> None:
     cid = await new_conversation(client, users)
-    h = auth(users, "alice", **{"Idempotency-Key": f"k-{uuid.uuid4()}"})
+    h = auth(users, "alice", **{"Idempotency-Key": f"k-{uuid.uuid4()}"}, **WAIT)
     first = await client.post(f"{P}/conversations/{cid}/messages", json={"content": "once"}, headers=h)
     again = await client.post(f"{P}/conversations/{cid}/messages", json={"content": "once"}, headers=h)
     assert first.status_code == again.status_code == 201
@@ -92,8 +96,8 @@ async def test_concurrent_retries_store_one_message(client: httpx.AsyncClient, u
     rs = await asyncio.gather(*[
         client.post(f"{P}/conversations/{cid}/messages", json={"content": "race"}, headers=h) for _ in range(5)
     ])
-    assert {r.status_code for r in rs} <= {201, 409}
-    ids = {r.json()["message"]["id"] for r in rs if r.status_code == 201}
+    assert {r.status_code for r in rs} <= {201, 202, 409}
+    ids = {r.json()["message"]["id"] for r in rs if r.status_code in (201, 202)}
     assert len(ids) == 1
     msgs = (await client.get(f"{P}/conversations/{cid}/messages", headers=auth(users, "alice"))).json()["items"]
     assert len([m for m in msgs if m["role"] == "user"]) == 1
@@ -103,9 +107,9 @@ async def test_same_key_in_another_conversation_is_independent(client: httpx.Asy
     key = f"k-{uuid.uuid4()}"
     a, b = await new_conversation(client, users), await new_conversation(client, users)
     ra = await client.post(f"{P}/conversations/{a}/messages", json={"content": "x"},
-                           headers=auth(users, "alice", **{"Idempotency-Key": key}))
+                           headers=auth(users, "alice", **{"Idempotency-Key": key}, **WAIT))
     rb = await client.post(f"{P}/conversations/{b}/messages", json={"content": "x"},
-                           headers=auth(users, "alice", **{"Idempotency-Key": key}))
+                           headers=auth(users, "alice", **{"Idempotency-Key": key}, **WAIT))
     assert ra.status_code == rb.status_code == 201
     assert ra.json()["message"]["id"] != rb.json()["message"]["id"]
 
@@ -120,13 +124,13 @@ async def test_blocked_prompt_is_stored_with_verdict_and_not_answered(client: ht
     assert body["type"] == "urn:seclab:problem:prompt-injection"
     assert body["guard"] == {"decision": "block", "reasons": ["test:marker"]}
     msgs = (await client.get(f"{P}/conversations/{cid}/messages", headers=auth(users, "alice"))).json()["items"]
-    assert [(m["role"], m["guard"]["decision"]) for m in msgs] == [("user", "block")]
+    assert [(m["role"], m["guard"]["decision"], m["status"]) for m in msgs] == [("user", "block", "blocked")]
 
 
 async def test_flagged_prompt_is_answered_and_marked(client: httpx.AsyncClient, users: dict) -> None:
     cid = await new_conversation(client, users)
     r = await client.post(f"{P}/conversations/{cid}/messages", json={"content": "FLAG ME please"},
-                          headers=auth(users, "alice"))
+                          headers=auth(users, "alice", **WAIT))
     assert r.status_code == 201
     assert r.json()["message"]["guard"] == {"decision": "flag", "reasons": ["test:flag"]}
 
@@ -207,7 +211,7 @@ async def test_access_log_has_route_user_tenant_but_no_token_or_content(client: 
         cid = await new_conversation(client, users)
         secret = f"SECRET-CONTENT-{uuid.uuid4().hex}"
         r = await client.post(f"{P}/conversations/{cid}/messages", json={"content": secret},
-                              headers=auth(users, "alice", **{"X-Request-ID": "corr-12345"}))
+                              headers=auth(users, "alice", **{"X-Request-ID": "corr-12345"}, **WAIT))
         assert r.status_code == 201 and r.headers["x-request-id"] == "corr-12345"
     finally:
         logger.removeHandler(handler)
