@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -171,6 +172,44 @@ def facts(resp: httpx.Response, elapsed_s: float) -> ResponseFacts:
                       resp.status_code, dict(resp.headers), body_of(resp), elapsed_s)
 
 
+async def raw_request(target: Target, request_head: str, timeout: float = 10.0) -> ResponseFacts:
+    """Send a request line and headers exactly as written (absolute-form URIs, odd Host values) over
+    TCP or TLS, and parse the answer: what httpx refuses to send on purpose."""
+    parts = urlsplit(target.base_url)
+    tls = parts.scheme == "https"
+    ssl_ctx: ssl.SSLContext | None = None
+    if tls:
+        ssl_ctx = ssl.create_default_context(cafile=target.verify if isinstance(target.verify, str) else None)
+        if target.verify is False:
+            ssl_ctx.check_hostname = False
+            ssl_ctx.verify_mode = ssl.CERT_NONE
+        ssl_ctx.set_alpn_protocols(["http/1.1"])
+    port = parts.port or (443 if tls else 80)
+    t0 = time.monotonic()
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(parts.hostname, port, ssl=ssl_ctx, server_hostname=parts.hostname if tls else None),
+        timeout)
+    try:
+        writer.write(request_head.encode("latin-1"))
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(65536), timeout)
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip()] = v.strip()
+    try:
+        parsed: Any = json.loads(body)
+    except ValueError:
+        parsed = None
+    method, _, rest = request_head.partition(" ")
+    return facts_from(method, rest.split(" ", 1)[0][:300], status, headers, parsed, time.monotonic() - t0)
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 
@@ -184,7 +223,7 @@ async def run_cases(ctx: Context, cases: list[Registered], on_result: Callable[[
         else:
             try:
                 obs = await reg.fn(ctx)
-            except (httpx.HTTPError, OSError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one broken case must not end the run; it is reported
                 obs = Observation(error=f"{type(exc).__name__}: {str(exc)[:300]}")
         result = await asyncio.to_thread(classify, reg.case, obs, ctx.evidence, ctx.target.through_edge)
         results.append(result)

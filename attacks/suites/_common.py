@@ -45,19 +45,49 @@ async def query_payload(ctx: Context, user: str, params: dict[str, str]) -> Obse
     return Observation(response=f)
 
 
-async def message_payload(ctx: Context, user: str, content: str) -> tuple[Any, Observation]:
-    """POST a message into the user's own conversation; returns (json body or None, observation)."""
+ACCEPTED = (201, 202)
+"""201: answered within `Prefer: wait`; 202: stored `pending`, the worker answers later."""
+REPLY_WAIT_S = 25.0
+
+
+async def _poll_reply(ctx: Context, user: str, conv: str, msg_id: str, wait_s: float) -> dict[str, Any] | None:
+    """The assistant message answering `msg_id`, polling the message list (bounded by `wait_s`)."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        r, _ = await ctx.request("GET", f"/conversations/{conv}/messages", user=user, params={"limit": 100})
+        if r.status_code == 200:
+            for m in r.json().get("items", []):
+                if m.get("reply_to") == msg_id:
+                    return dict(m)
+        if asyncio.get_running_loop().time() >= deadline:
+            return None
+        await asyncio.sleep(1.0)
+
+
+async def message_payload(ctx: Context, user: str, content: str, want_reply: bool = False) -> tuple[Any, Observation]:
+    """POST a message into the user's own conversation; returns (json body or None, observation).
+
+    `want_reply`: ask for the answer (`Prefer: wait=10`) and, if it is still pending, poll for it, so
+    the case can check what the model said; the body then carries `reply` (None if none came).
+    """
     conv = await ctx.conversation(user)
-    r, f = await ctx.request("POST", f"/conversations/{conv}/messages", user=user, json={"content": content})
+    headers = {"Prefer": "wait=10"} if want_reply else {}
+    r, f = await ctx.request("POST", f"/conversations/{conv}/messages", user=user, json={"content": content},
+                             headers=headers)
     body = r.json() if r.headers.get("content-type", "").endswith("json") else None
+    if want_reply and r.status_code == 202 and isinstance(body, dict) and isinstance(body.get("message"), dict):
+        body["reply"] = await _poll_reply(ctx, user, conv, str(body["message"]["id"]), REPLY_WAIT_S)
     if isinstance(body, dict) and isinstance(body.get("guard"), dict):
         guard = body["guard"]
     elif isinstance(body, dict) and isinstance(body.get("message"), dict):
         guard = body["message"].get("guard")
     else:
         guard = None
-    notes = {"guard": guard} if guard else {}
-    return body, Observation(response=f, notes=notes)
+    notes: dict[str, Any] = {"guard": guard} if guard else {}
+    obs = Observation(response=f, notes=notes)
+    if want_reply and r.status_code in ACCEPTED and isinstance(body, dict) and not body.get("reply"):
+        obs.error = f"accepted ({r.status_code}) but no answer within {REPLY_WAIT_S:.0f}s: the reply cannot be checked"
+    return body, obs
 
 
 class Canary:

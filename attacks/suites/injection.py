@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from attacks.classify import Neutralized, Observation
 from attacks.runner import Context, attack
-from attacks.suites._common import message_payload, query_payload, title_payload
+from attacks.suites._common import ACCEPTED, message_payload, query_payload, title_payload
 
 SUITE = "injection"
 SQL_ERROR_MARKERS = ("syntax error at or near", "unterminated quoted string", "asyncpg", "psycopg", "pg_catalog",
@@ -47,18 +47,20 @@ async def sqli_title(ctx: Context) -> Observation:
 async def sqli_message(ctx: Context) -> Observation:
     payload = "hello'); DROP TABLE messages; SELECT * FROM pg_shadow; --"
     body, obs = await message_payload(ctx, "alice", payload)
-    if obs.response is None or obs.response.status != 201:
+    if obs.response is None or obs.response.status not in ACCEPTED:
         return obs
     if any(m in str(body) for m in SQL_ERROR_MARKERS):
         obs.effective = True
         return obs
-    stored = body["message"]["content"]
-    conv = body["message"]["conversation_id"]
-    r, _ = await ctx.request("GET", f"/conversations/{conv}/messages", user="alice", params={"limit": 100})
-    still_there = r.status_code == 200
-    if stored == payload and still_there:
+    msg = body["message"]
+    r, _ = await ctx.request("GET", f"/conversations/{msg['conversation_id']}/messages", user="alice",
+                             params={"limit": 100})
+    # Read back from the table the payload tried to drop: there, under its id, byte for byte.
+    read_back = r.status_code == 200 and any(
+        m.get("id") == msg["id"] and m.get("content") == payload for m in r.json().get("items", []))
+    if read_back:
         obs.neutralized = Neutralized(layer="data", proof={
-            "stored_verbatim": True, "messages_table_still_readable": True,
+            "read_back_verbatim": True, "messages_table_still_readable": True,
             "why": "the payload is a bound parameter, stored as text"})
     return obs
 
@@ -69,7 +71,7 @@ async def sqli_message_time(ctx: Context) -> Observation:
     payload = f"x'||(SELECT pg_sleep({SLEEP_S:.0f}))||'"
     body, obs = await message_payload(ctx, "alice", payload)
     f = obs.response
-    if f is None or f.status != 201:
+    if f is None or f.status not in ACCEPTED:
         return obs
     obs.notes["elapsed_s"] = f.elapsed_s
     if f.elapsed_s >= SLEEP_S:

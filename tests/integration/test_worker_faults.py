@@ -72,8 +72,10 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """A private redis-server with the ACL file, no persistence: a restart loses every queued task,
-    the harshest case (PostgreSQL and the sweeper must recover them)."""
+    """A private redis-server with the ACL file and an append-only file (fsync always): the dead-letter
+    stream must survive a crash, or a failed message would be left without its dead letter (the
+    redis role runs RDB snapshots only: see docs/ai.md, appendonly is recommended there).
+    Messages accepted while it is down never reach it: PostgreSQL and the sweeper recover them."""
 
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
@@ -96,7 +98,8 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always",
              "--aclfile", str(self.dir / "users.acl"), "--dir", str(self.dir)],
             stdout=(self.dir / "redis.log").open("ab"), stderr=subprocess.STDOUT)
         for _ in range(100):
