@@ -111,7 +111,10 @@ def up(
                 console.print(f"  {event}")
 
         result = ansible_engine.up(lab, inventory=inventory, verbose=verbose, on_event=on_event)
-    console.print(result.summary())
+    out.print(result.summary(), soft_wrap=True, highlight=False)
+    if result.ok and result.changed_tasks:
+        shown = ", ".join(result.changed_tasks[:12]) + (" ..." if len(result.changed_tasks) > 12 else "")
+        console.print(f"changed: {shown}", soft_wrap=True, highlight=False, markup=False)
     if not result.ok:
         raise LabError(result.error or "provisioning failed")
     _print_status(lab, as_json=False)
@@ -128,7 +131,7 @@ def down(
 
     with console.status("stopping the lab..."):
         result = ansible_engine.down(lab, purge=purge, inventory=inventory)
-    console.print(result.summary())
+    out.print(result.summary(), soft_wrap=True, highlight=False)
     if not result.ok:
         raise LabError(result.error or "stopping failed")
 

@@ -62,6 +62,7 @@ class Result:
     hosts: dict[str, HostStats] = field(default_factory=dict)
     error: str | None = None
     log_path: str | None = None
+    changed_tasks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -148,6 +149,7 @@ class _Parser:
         self.stats: dict[str, HostStats] = {}
         self.failure: str | None = None
         self.other: deque[str] = deque(maxlen=20)
+        self.changed_tasks: list[str] = []
 
     def _emit(self, text: str) -> None:
         if self.on_event is not None:
@@ -175,10 +177,14 @@ class _Parser:
                 self.failure = f"{what}: task '{task}' on {host}: {_failure_message(res)}"
             if self.verbose:
                 self._emit(f"FAILED {task}")
-        elif kind == "v2_runner_on_ok" and self.verbose:
+        elif kind == "v2_runner_on_ok":
             task = ev.get("task", {}).get("name", "?")
             for res in (ev.get("hosts") or {}).values():
-                self._emit(f"{'changed' if res.get('changed') else 'ok'}: {task}")
+                if res.get("changed") and task not in self.changed_tasks:
+                    # Named in the summary: a second run that is not changed=0 says what drifted.
+                    self.changed_tasks.append(task)
+                if self.verbose:
+                    self._emit(f"{'changed' if res.get('changed') else 'ok'}: {task}")
         elif kind == "v2_playbook_on_stats":
             self.stats = {h: HostStats.from_recap(s) for h, s in (ev.get("stats") or {}).items()}
 
@@ -237,7 +243,8 @@ def run_playbook(
             rc = proc.wait()
             t.join(timeout=5)
         duration = time.monotonic() - start
-    result = Result(playbook=name, returncode=rc, duration_s=duration, hosts=parser.stats, log_path=str(log_path))
+    result = Result(playbook=name, returncode=rc, duration_s=duration, hosts=parser.stats, log_path=str(log_path),
+                    changed_tasks=parser.changed_tasks)
     if not result.ok:
         errors = [ln for ln in stderr_tail if "ERROR" in ln] or list(stderr_tail) or list(parser.other)
         result.error = parser.failure or (_one_line(errors[-1]) if errors else f"ansible-playbook exited {rc}")
