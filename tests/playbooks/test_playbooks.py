@@ -171,7 +171,7 @@ EXPECTED_APP_ENV = {
     "SECLAB_REDIS_URL": "redis://127.0.0.1:6379/0",
     "SECLAB_REDIS_USER": "seclab_app",
     "SECLAB_REDIS_PASSWORD_FILE": "/etc/seclab/secrets/redis_app_password",
-    "SECLAB_OIDC_ISSUER": "http://127.0.0.1:8180/realms/seclab",
+    "SECLAB_OIDC_ISSUER": "https://localhost/realms/seclab",
     "SECLAB_OIDC_AUDIENCE": "seclab-api",
     "SECLAB_OIDC_JWKS_URL": "http://127.0.0.1:8180/realms/seclab/protocol/openid-connect/certs",
     "SECLAB_TRUSTED_PROXIES": "127.0.0.1",

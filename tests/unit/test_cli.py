@@ -49,8 +49,8 @@ def test_status_json_has_the_architecture_keys(tmp_path: Path) -> None:
     assert set(st) >= {"edge", "api", "idp", "realm_export", "services"}
     assert set(st["edge"]) >= {"url", "ca_cert"} and st["edge"]["ca_cert"].startswith(str(tmp_path))
     assert st["idp"]["kind"] in ("keycloak", "stand-in")
-    assert {"postgres", "redis", "app"} <= set(st["services"])
-    assert all(s["up"] is False for s in st["services"].values())
+    assert {"postgres", "redis", "app", "idp", "edge"} <= set(st["services"])
+    assert all(st["services"][name]["up"] is False for name in ("postgres", "redis", "app", "idp"))
     (tmp_path / "idp.json").write_text(json.dumps({"kind": "keycloak", "issuer": "https://kc/realms/seclab"}))
     assert status.collect(lab)["idp"] == {"issuer": "https://kc/realms/seclab", "kind": "keycloak"}
 
