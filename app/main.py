@@ -11,13 +11,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from tortoise.context import TortoiseContext, _current_context
-
-from uuid import UUID
 
 from app.ai.budget import TokenBudget
 from app.ai.screening import Verdict, screen
@@ -88,12 +87,15 @@ def sync_redis_client(settings: Settings) -> Any:
 
 
 _dlq_collector: DlqDepthCollector | None = None
+_dlq_clients: list[Any] = []
 
 
 def register_dlq_collector(client: Any) -> DlqDepthCollector:
     """`seclab_dlq_depth` on the API's /metrics. Registered once per process (the default registry
-    refuses a second collector with the same metric name); a later app only swaps the client."""
+    refuses a second collector with the same metric name); a later app only swaps the client in, and
+    `release_dlq_client` swaps the previous one back when that app stops (tests run several apps)."""
     global _dlq_collector
+    _dlq_clients.append(client)
     if _dlq_collector is None:
         from prometheus_client import REGISTRY
 
@@ -102,6 +104,13 @@ def register_dlq_collector(client: Any) -> DlqDepthCollector:
     else:
         _dlq_collector.use(client)
     return _dlq_collector
+
+
+def release_dlq_client(client: Any) -> None:
+    if client in _dlq_clients:
+        _dlq_clients.remove(client)
+    if _dlq_collector is not None and _dlq_clients:
+        _dlq_collector.use(_dlq_clients[-1])
 
 
 def celery_enqueuer(settings: Settings) -> Callable[[str, UUID], Awaitable[bool]]:
@@ -165,6 +174,7 @@ def create_app(
             yield
         finally:
             await orm.close_connections()
+            release_dlq_client(dlq_redis)
             dlq_redis.close()
             if own_redis:
                 await app.state.redis.aclose()

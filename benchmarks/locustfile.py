@@ -57,7 +57,8 @@ class ChatUser(HttpUser):
         self.client.post(
             f"/api/v1/conversations/{cid}/messages",
             json={"content": prompt},
-            headers={"Idempotency-Key": str(uuid.uuid4())},
+            # Wait (RFC 7240) for the worker's answer so the latency covers the whole chat turn.
+            headers={"Idempotency-Key": str(uuid.uuid4()), "Prefer": "wait=10"},
             name="POST /conversations/{id}/messages",
         )
         self.client.get(f"/api/v1/conversations/{cid}/messages?limit=20", name="GET /conversations/{id}/messages")

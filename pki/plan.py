@@ -44,6 +44,10 @@ CLIENTS: dict[str, tuple[str, str | None, str]] = {
     "app-redis": ("app-redis", "seclab", "app -> Redis TLS client"),
     "worker": ("worker", "seclab", "Celery worker -> Redis/PostgreSQL TLS client"),
     "prometheus-scraper": ("prometheus-scraper", "prometheus", "Prometheus -> exporters and app /metrics"),
+    # One PostgreSQL client certificate per login role (CN = role): a certificate is never shared
+    # between roles, so `clientcert=verify-full` binds each login to its own key (ASVS 4.0.3 V9.2.1).
+    "seclab_monitor": ("seclab_monitor", "prometheus", "postgres_exporter -> PostgreSQL (CN = role seclab_monitor)"),
+    "keycloak": ("keycloak", "keycloak", "Keycloak -> PostgreSQL (CN = role keycloak; DER PKCS#8 copy for pgjdbc)"),
 }
 
 

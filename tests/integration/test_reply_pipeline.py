@@ -224,3 +224,9 @@ def test_prefer_wait_parsing(header: str | None, expected: int) -> None:
     from app.api.routes.chat import prefer_wait
 
     assert prefer_wait(header) == expected
+
+
+async def test_metrics_expose_the_dlq_depth_from_redis(client: httpx.AsyncClient) -> None:
+    r = await client.get("/metrics")
+    line = next(x for x in r.text.splitlines() if x.startswith("seclab_dlq_depth "))
+    assert float(line.split()[1]) >= 0  # a number, not NaN: the app's Redis user may XLEN seclab:dlq

@@ -41,8 +41,6 @@ pytest.importorskip("celery")
 pytest.importorskip("llama_cpp.server")
 
 P = "/api/v1"
-REDIS_PORT = 16380  # not 16379: tests/ai_gateway keeps an ACL-less redis there for the whole session
-LLAMA_PORT = 18082
 
 # The ACL lines proposed for playbooks/roles/redis (seclab_app, seclab_worker); `user ... on #<sha256>` is
 # prepended per user. Celery/kombu facts they rest on (checked with ACL LOG on redis 7.0):
@@ -77,8 +75,9 @@ class RedisServer:
     redis role runs RDB snapshots only: see docs/ai.md, appendonly is recommended there).
     Messages accepted while it is down never reach it: PostgreSQL and the sweeper recover them."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int) -> None:
         self.dir = workdir
+        self.port = port
         self.passwords = {u: secrets.token_hex(16) for u in ACL_RULES}
         lines = ["user default off resetpass resetkeys resetchannels -@all"]
         for user, rules in ACL_RULES.items():
@@ -94,16 +93,16 @@ class RedisServer:
         return str(self.dir / f"{user}.pw")
 
     def url(self, user: str) -> str:
-        return f"redis://{user}:{self.passwords[user]}@127.0.0.1:{REDIS_PORT}/0"
+        return f"redis://{user}:{self.passwords[user]}@127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
              "--appendfsync", "always",
              "--aclfile", str(self.dir / "users.acl"), "--dir", str(self.dir)],
             stdout=(self.dir / "redis.log").open("ab"), stderr=subprocess.STDOUT)
         for _ in range(100):
-            if _port_open(REDIS_PORT):
+            if _port_open(self.port):
                 return
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
@@ -177,19 +176,20 @@ class TcpProxy:
 
 
 class LlamaServer:
-    def __init__(self, model: Path, workdir: Path) -> None:
+    def __init__(self, model: Path, workdir: Path, port: int) -> None:
         self.model = model
+        self.port = port
         self.key = secrets.token_hex(16)
         self.key_file = workdir / "llama_api_key"
         self.key_file.write_text(self.key)
         self.key_file.chmod(0o600)
-        self.url = f"http://127.0.0.1:{LLAMA_PORT}/v1"
+        self.url = f"http://127.0.0.1:{port}/v1"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-             "--port", str(LLAMA_PORT), "--api_key", self.key, "--n_ctx", "512", "--n_threads", "1",
+             "--port", str(self.port), "--api_key", self.key, "--n_ctx", "512", "--n_threads", "1",
              "--model_alias", "tiny"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -216,11 +216,11 @@ def rig(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, settings: Se
         synced: list[str]) -> Iterator[dict[str, Any]]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not installed")
-    for port in (REDIS_PORT, LLAMA_PORT):
-        if _port_open(port):
-            pytest.skip(f"port {port} is busy")
     work = tmp_path_factory.mktemp("faults")
-    redis, llama, proxy = RedisServer(work), LlamaServer(tiny_model, work), TcpProxy(settings.db_port)
+    # free ports picked now (other test runs and helpers use the fixed ones); the ACL does not name ports
+    redis = RedisServer(work, _free_port())
+    llama = LlamaServer(tiny_model, work, _free_port())
+    proxy = TcpProxy(settings.db_port)
     worker: subprocess.Popen[bytes] | None = None
     log = work / "worker.log"
     try:
@@ -228,7 +228,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, settings: Se
         llama.start()
         proxy.restore()
         env = {**os.environ, "SECLAB_ENV_FILE": str(os.environ.get("SECLAB_ENV_FILE", "/etc/seclab/app.env")),
-               "SECLAB_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0", "SECLAB_REDIS_USER": "seclab_worker",
+               "SECLAB_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "SECLAB_REDIS_USER": "seclab_worker",
                "SECLAB_REDIS_PASSWORD_FILE": redis.pw_file("seclab_worker"), "SECLAB_DB_PORT": str(proxy.port),
                "SECLAB_WORKER_RUNTIME": "tests.integration.worker_faults_runtime:build",
                "SECLAB_WORKER_MAX_RETRIES": "3", "SECLAB_WORKER_RETRY_BASE_S": "0.5",
@@ -261,7 +261,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, settings: Se
 @pytest.fixture(scope="module")
 async def api(rig: dict[str, Any], settings: Settings, lab: Any, issuer: Any) -> AsyncIterator[httpx.AsyncClient]:
     redis: RedisServer = rig["redis"]
-    s = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{REDIS_PORT}/0", "redis_user": "seclab_app",
+    s = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{redis.port}/0", "redis_user": "seclab_app",
                                     "redis_password_file": redis.pw_file("seclab_app")})
     application = create_app(settings=s, lab=lab, http_client=issuer.client(), screener=stand_in_screener)
     async with application.router.lifespan_context(application):
@@ -370,13 +370,13 @@ async def test_faults_lose_nothing_and_double_nothing(
     assert failed, "the model outage outlasted the retries: some messages must have been dead-lettered"
 
     # replay the dead letters (what `lab dlq replay --all` does): every message ends answered exactly once
+    import redis.asyncio as aioredis
+
     from app.worker.celery_app import make_celery
     from app.worker.dlq import dlq_delete, dlq_list
 
-    import redis.asyncio as aioredis
-
     publisher = make_celery(settings.model_copy(update={
-        "redis_url": f"redis://127.0.0.1:{REDIS_PORT}/0", "redis_user": "seclab_app",
+        "redis_url": f"redis://127.0.0.1:{redis.port}/0", "redis_user": "seclab_app",
         "redis_password_file": redis.pw_file("seclab_app")}))
     r = aioredis.Redis.from_url(redis.url("seclab_worker"))
     try:

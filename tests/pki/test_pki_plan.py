@@ -13,7 +13,7 @@ from pki.plan import CLIENTS, SERVERS, build_plan
 from seclab.labdef import LabDefinition
 
 SERVICES = {"edge", "app", "idp", "postgres", "redis", "prometheus", "llama", "flower"}
-CLIENT_NAMES = {"edge-client", "seclab_app", "app-redis", "worker", "prometheus-scraper"}
+CLIENT_NAMES = {"edge-client", "seclab_app", "app-redis", "worker", "prometheus-scraper", "seclab_monitor", "keycloak"}
 
 
 def test_plan_covers_every_service_and_client(plan: PkiPlan) -> None:
@@ -35,6 +35,8 @@ def test_postgres_client_cn_is_the_role_name(plan: PkiPlan) -> None:
     # pg_hba clientcert=verify-full compares the certificate CN with the login role.
     assert plan.get("seclab_app").common_name == "seclab_app"
     assert plan.get("seclab_app").kind == "client"
+    for role in ("seclab_monitor", "keycloak"):
+        assert plan.get(role).common_name == role and plan.get(role).kind == "client"
 
 
 def test_owners_are_service_users(plan: PkiPlan) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Header, status
 from fastapi.responses import JSONResponse
 
 from app.ai.budget import WINDOW_S, BudgetExhausted, BudgetUnavailable, estimate_tokens
@@ -65,8 +65,10 @@ def message_out(m: Message) -> MessageOut:
     guard = GuardOut(decision=m.guard_decision, reasons=list(m.guard_reasons or [])) if m.role == "user" else None
     return MessageOut(
         id=m.id, conversation_id=m.conversation_id, role=m.role, content=m.content, guard=guard,
-        status=m.status if m.role == "user" else None, status_reason=m.status_reason, provider=m.provider,
-        output_decision=m.output_decision, reply_to=m.reply_to, created_at=m.created_at,
+        status=m.status if m.role == "user" else None,  # type: ignore[arg-type]  # CHECK constraint in 0002
+        status_reason=m.status_reason, provider=m.provider,
+        output_decision=m.output_decision,  # type: ignore[arg-type]  # CHECK constraint in 0002
+        reply_to=m.reply_to, created_at=m.created_at,
     )
 
 
