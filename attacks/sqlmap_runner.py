@@ -46,7 +46,7 @@ class SqlmapSpec(BaseModel):
     delay_s: float = 0.0
     dbms: str | None = "PostgreSQL"
     wall_clock_s: float = 300.0
-    user_agent: str = "seclab-sqlmap/1"
+    user_agent: str = "seclab-probe/1"
     extra_args: list[str] = Field(default_factory=list)
 
 

@@ -11,7 +11,13 @@ from typing import Any
 
 from attacks import sqlmap_runner
 from attacks.classify import Neutralized, Observation
-from attacks.evidence import EDGE_OWN_CAUSES, LAYER_BY_PROBLEM, answered_by_edge, parse_access_log
+from attacks.evidence import (
+    EDGE_OWN_CAUSES,
+    LAYER_BY_PROBLEM,
+    answered_by_edge,
+    parse_access_log,
+    parse_modsec_error_log,
+)
 from attacks.runner import Context, attack
 
 SUITE = "sqlmap"
@@ -27,12 +33,12 @@ def edge_view(ctx: Context, user_agent: str) -> dict[str, Any]:
     by_edge = Counter(e["status"] for e in entries if answered_by_edge(e))
     upstream = Counter(e["status"] for e in entries if not answered_by_edge(e))
     rules: Counter[str] = Counter()
+    hits_by_tx = parse_modsec_error_log(ctx.evidence.error_log.lines())
     for e in entries:
         if e["status"] == "403" and answered_by_edge(e):
-            for h in ctx.evidence.waf_rules(e.get("nginx_request_id"), wait=False):
-                if h.denied or h.id.startswith("94"):
-                    rules[h.id] += 1
-    return {"edge_answered": dict(by_edge), "upstream_answered": dict(upstream), "waf_rules": dict(rules.most_common(8))}
+            for rule in {h.id for h in hits_by_tx.get(e.get("nginx_request_id", ""), [])}:
+                rules[rule] += 1
+    return {"edge_answered": dict(by_edge), "upstream_answered": dict(upstream), "waf_rules": dict(rules.most_common(10))}
 
 
 def judge(res: sqlmap_runner.SqlmapResult, edge: dict[str, Any], through_edge: bool) -> Observation:
@@ -69,7 +75,9 @@ def judge(res: sqlmap_runner.SqlmapResult, edge: dict[str, Any], through_edge: b
 async def _run(ctx: Context, case_id: str, user: str, spec_kw: dict[str, Any]) -> Observation:
     token = await ctx.token(user, fresh=True)
     per_min = int(ctx.lab.limits.rate_limits.per_user_per_minute)
-    ua = f"seclab-sqlmap/{case_id}"
+    # Not sqlmap's own User-Agent, and no "sqlmap" in it: CRS 913100 (scanner detection) would block
+    # every request on the name alone and the run would test nothing but the User-Agent.
+    ua = f"seclab-probe/{case_id}"
     spec = sqlmap_runner.SqlmapSpec(
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, user_agent=ua,
         delay_s=float(ctx.options.get("sqlmap_delay_s", round(60.0 / per_min * 1.15, 2))),

@@ -68,7 +68,7 @@ def _access(rid: str, nginx_rid: str, status: str, upstream: str) -> str:
     return json.dumps({"http": {"request": {"id": rid}, "response": {"status_code": status}},
                        "upstream": {"status": upstream, "address": "127.0.0.1:8000" if upstream else ""},
                        "nginx": {"request_id": nginx_rid, "limit_req": ""}, "url": {"path": "/api/v1/x"},
-                       "user_agent": {"original": "seclab-sqlmap/A03"}})
+                       "user_agent": {"original": "seclab-probe/A03"}})
 
 
 def test_access_log_keys_and_who_answered() -> None:

@@ -90,12 +90,15 @@ def test_pg_hba_has_no_trust_and_no_wide_network(rendered: Path) -> None:
     assert "0.0.0.0" not in text and "::/0" not in text and " all all " not in f" {text} "
     for ln in lines:
         fields = ln.split()
-        assert fields[-1] in {"peer", "scram-sha-256"}, ln
         if fields[0] == "local":
-            assert fields[2] == "postgres", ln
+            assert fields[2] == "postgres" and fields[-1] == "peer", ln
         else:
-            assert fields[0] == "host" and fields[1] == "seclab" and fields[3] == "127.0.0.1/32", ln
-    assert "host seclab seclab_owner,seclab_app 127.0.0.1/32 scram-sha-256" in [" ".join(ln.split()) for ln in lines]
+            # TCP: TLS only, SCRAM plus a client certificate (tests/playbooks/test_transport_tls.py has the rest).
+            assert fields[0] == "hostssl" and fields[3] == "127.0.0.1/32", ln
+            assert fields[4] == "scram-sha-256" and fields[5].startswith("clientcert=verify-"), ln
+    assert "hostssl seclab seclab_app 127.0.0.1/32 scram-sha-256 clientcert=verify-full" in [
+        " ".join(ln.split()) for ln in lines
+    ]
 
 
 def test_postgresql_settings(rendered: Path) -> None:
@@ -167,8 +170,14 @@ EXPECTED_APP_ENV = {
     "SECLAB_DB_PASSWORD_FILE": "/etc/seclab/secrets/db_app_password",
     "SECLAB_DB_OWNER_USER": "seclab_owner",
     "SECLAB_DB_OWNER_PASSWORD_FILE": "/etc/seclab/secrets/db_owner_password",
-    "SECLAB_DB_SSLMODE": "disable",
-    "SECLAB_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "SECLAB_DB_SSLMODE": "verify-full",
+    "SECLAB_DB_SSLROOTCERT": "/etc/seclab/pki/ca/ca-bundle.crt",
+    "SECLAB_DB_SSLCERT": "/etc/seclab/pki/certs/seclab_app.chain.crt",
+    "SECLAB_DB_SSLKEY": "/etc/seclab/pki/private/seclab_app.key",
+    "SECLAB_REDIS_URL": "rediss://127.0.0.1:6379/0",
+    "SECLAB_REDIS_CA_FILE": "/etc/seclab/pki/ca/ca-bundle.crt",
+    "SECLAB_REDIS_CERT_FILE": "/etc/seclab/pki/certs/app-redis.chain.crt",
+    "SECLAB_REDIS_KEY_FILE": "/etc/seclab/pki/private/app-redis.key",
     "SECLAB_REDIS_USER": "seclab_app",
     "SECLAB_REDIS_PASSWORD_FILE": "/etc/seclab/secrets/redis_app_password",
     "SECLAB_OIDC_ISSUER": "https://localhost/realms/seclab",
