@@ -6,6 +6,7 @@ sqlmap's user agent) names the layer."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 from typing import Any
 
@@ -22,6 +23,13 @@ from attacks.runner import Context, attack
 
 SUITE = "sqlmap"
 REFS = ["OWASP-A03:2021", "ASVS-V5.3.4", "CWE-89"]
+
+
+def probe_user_agent(case_id: str) -> str:
+    """A User-Agent that identifies the run in the access log without naming the tool: with "sqlmap" in
+    it (sqlmap's default, or a case id), CRS 913100 blocks every request on the name alone and the run
+    tests nothing but the User-Agent."""
+    return "seclab-probe/" + hashlib.sha256(case_id.encode()).hexdigest()[:12]
 
 
 def edge_view(ctx: Context, user_agent: str) -> dict[str, Any]:
@@ -75,9 +83,7 @@ def judge(res: sqlmap_runner.SqlmapResult, edge: dict[str, Any], through_edge: b
 async def _run(ctx: Context, case_id: str, user: str, spec_kw: dict[str, Any]) -> Observation:
     token = await ctx.token(user, fresh=True)
     per_min = int(ctx.lab.limits.rate_limits.per_user_per_minute)
-    # Not sqlmap's own User-Agent, and no "sqlmap" in it: CRS 913100 (scanner detection) would block
-    # every request on the name alone and the run would test nothing but the User-Agent.
-    ua = f"seclab-probe/{case_id}"
+    ua = probe_user_agent(case_id)
     spec = sqlmap_runner.SqlmapSpec(
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, user_agent=ua,
         delay_s=float(ctx.options.get("sqlmap_delay_s", round(60.0 / per_min * 1.15, 2))),

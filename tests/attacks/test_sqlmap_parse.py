@@ -83,3 +83,15 @@ def test_judge() -> None:
     obs = judge(_res("not-injectable", {"200": 10, "403": 90}, {"waf-blocked": 90}), edge, True)
     assert obs.neutralized is not None and obs.neutralized.layer == "edge"
     assert judge(_res("inconclusive", {"200": 1}, {}), {}, False).error
+
+
+def test_probe_user_agent_names_no_scanner() -> None:
+    from attacks.suites.sqlmap import probe_user_agent
+
+    scanners = Path("/usr/share/modsecurity-crs/rules/scanners-user-agents.data")
+    names = [ln.strip().lower() for ln in scanners.read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")] if scanners.exists() else ["sqlmap"]
+    for case_id in ("A03-SQLMAP-MSG-01", "A03-SQLMAP-LIST-01"):
+        ua = probe_user_agent(case_id).lower()
+        assert not [n for n in names if n in ua], ua
+    assert probe_user_agent("A03-SQLMAP-MSG-01") != probe_user_agent("A03-SQLMAP-LIST-01")

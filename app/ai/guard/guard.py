@@ -32,6 +32,10 @@ from app.ai.guard.model import DEFAULT_MODEL_PATH, LinearModel
 Decision = Literal["allow", "flag", "block"]
 
 
+MIN_WORDS_CLASSIFIER_BLOCK = 12
+"""Below this many words and without a heuristic hit, the classifier may flag but not block."""
+
+
 class GuardVerdict(BaseModel):
     """What the guard decided and why; stored with the message as ``guard``."""
 
@@ -65,7 +69,14 @@ class Guard:
         if p >= self.flag_threshold:
             reasons.append(f"classifier:{p:.2f}")
         decision: Decision
-        if heur.strong or p >= self.block_threshold or (heur.codes and p >= self.flag_threshold):
+        # A short message with no injection pattern is judged by the classifier alone, and the training
+        # data holds benign-looking short questions labelled as attacks (indirect-injection payloads):
+        # such a message is at most flagged, never refused, so "What is the capital of France?" is
+        # answered (false refusals are the usability cost of LLM01 controls; flags stay visible).
+        classifier_may_block = bool(heur.codes) or len(text.split()) >= MIN_WORDS_CLASSIFIER_BLOCK
+        if heur.strong or (p >= self.block_threshold and classifier_may_block) or (
+            heur.codes and p >= self.flag_threshold
+        ):
             decision = "block"
         elif heur.codes or p >= self.flag_threshold:
             decision = "flag"
