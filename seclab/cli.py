@@ -168,7 +168,7 @@ def token(
     out.print(tokens.get_access_token(lab, user), soft_wrap=True, highlight=False)
 
 
-@cli.command()
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def test(
     args: Annotated[list[str] | None, typer.Argument(help="extra pytest arguments, e.g. -k tenancy")] = None,
     unit_only: Annotated[bool, typer.Option("--unit", help="only the tests that need no services")] = False,
@@ -188,7 +188,7 @@ def test(
     raise typer.Exit(rc)
 
 
-@cli.command()
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def verify(
     args: Annotated[list[str] | None, typer.Argument(help="extra pytest arguments")] = None,
 ) -> None:

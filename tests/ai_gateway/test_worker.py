@@ -25,6 +25,8 @@ def worker(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     from app.worker.celery_app import celery_app
 
     celery_app.conf.broker_url = redis_server  # this process publishes to the private Redis too
+    # ...in plain TCP: the module-level app may have been configured for the lab's TLS Redis.
+    celery_app.conf.broker_use_ssl = None
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, "SECLAB_ENV_FILE": "/nonexistent", "SECLAB_REDIS_URL": redis_server,
            "SECLAB_WORKER_RUNTIME": "tests.ai_gateway.worker_runtime:build", "SECLAB_WORKER_RETRY_BASE_S": "0.1",
