@@ -7,6 +7,7 @@ an image or a memory limit. Nothing else in `iac/` calls `pulumi.Config` or read
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ IMAGES: dict[str, str] = {
     "filebeat": "docker.elastic.co/beats/filebeat:8.15.3",
     "grafana": "grafana/grafana:11.3.1",
     "prometheus": "prom/prometheus:v2.55.1",
+    "alertmanager": "prom/alertmanager:v0.27.0",
     "node_exporter": "prom/node-exporter:v1.8.2",
     "postgres_exporter": "quay.io/prometheuscommunity/postgres-exporter:v0.16.0",
     "redis_exporter": "oliver006/redis_exporter:v1.66.0-alpine",
@@ -47,6 +49,8 @@ MEMORY_MB: dict[str, int] = {
     "worker": 512,
     "llama": 1536,
     "prometheus": 512,
+    "alertmanager": 128,
+    "db-sync": 256,
     "node-exporter": 64,
     "postgres-exporter": 64,
     "redis-exporter": 64,
@@ -79,6 +83,10 @@ class Settings:
     publish_address: str
     ops_port: int
     llama_model: str
+    app_subnet: str = "172.30.81.0/24"
+    """Subnet of the app network: fixed so the edge has a known address (SECLAB_TRUSTED_PROXIES)."""
+    openai_api_key: pulumi.Output[str] | None = None
+    """Stack secret seclab:openaiApiKey; without it the worker leaves OpenAI out of its provider chain."""
     images: dict[str, str] = field(default_factory=dict)
     memory_mb: dict[str, int] = field(default_factory=dict)
     tls_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -93,6 +101,15 @@ class Settings:
 
     def memory_bytes(self, service: str) -> int:
         return self.memory_mb[service] * 1024 * 1024
+
+    @property
+    def edge_app_ip(self) -> str:
+        """The edge's address on the app network: the one proxy the app trusts for X-Forwarded-For."""
+        return str(ipaddress.ip_network(self.app_subnet)[10])
+
+    def crl(self) -> str:
+        """Both CRLs (pki/layout.py crl/crl.pem): nginx and PostgreSQL check every CA in the path."""
+        return str(self.pki_dir / "crl" / "crl.pem")
 
     def tls(self, name: str) -> TlsFiles:
         """Certificate paths for a PKI leaf (see pki/layout.py); the one place PKI paths are decided."""
@@ -130,6 +147,8 @@ def load_settings() -> Settings:
         publish_address=cfg.get("publishAddress") or "127.0.0.1",
         ops_port=cfg.get_int("opsPort") or 9443,
         llama_model=cfg.get("llamaModel") or str(data / "models" / "tiny.gguf"),
+        app_subnet=cfg.get("appSubnet") or "172.30.81.0/24",
+        openai_api_key=cfg.get_secret("openaiApiKey"),
         images=images,
         memory_mb=memory,
         tls_overrides=cfg.get_object("tls") or {},

@@ -18,6 +18,8 @@ Tier = Literal["edge", "app", "data"]
 
 NO_NEW_PRIVILEGES = "no-new-privileges:true"  # CIS 5.25: setuid binaries cannot raise privileges
 RESTART_POLICY = "unless-stopped"  # CIS 5.14: restart on failure, but an operator's stop sticks
+JOB_RESTART_POLICY = "on-failure"  # a one-shot task retries on failure, never re-runs after success
+JOB_MAX_RETRIES = 10
 TMPFS_OPTS = "rw,noexec,nosuid,nodev,size=64m"  # CIS 5.12 companion: scratch space that cannot run code
 
 
@@ -31,7 +33,8 @@ class Hardened:
     user: str
     memory_bytes: int
     healthcheck: list[str]
-    networks: Sequence[tuple[docker.Network, list[str]]]
+    networks: Sequence[tuple[docker.Network, list[str]] | tuple[docker.Network, list[str], str]]
+    """(network, aliases) or (network, aliases, fixed IPv4 address)."""
     command: Sequence[pulumi.Input[str]] | None = None
     entrypoints: Sequence[str] | None = None
     envs: Sequence[pulumi.Input[str]] = ()
@@ -42,6 +45,10 @@ class Hardened:
     """Capability -> reason. Empty for every service today; the reason is required to add one."""
     hostname: str | None = None
     start_period: str = "30s"
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    """Namespaced sysctls only (e.g. unprivileged low ports for the edge instead of a capability)."""
+    job: bool = False
+    """A one-shot task (exits when done): restart on failure only, and not required to keep running."""
 
 
 def bind(source: str, target: str, read_only: bool = True) -> docker.ContainerMountArgs:
@@ -79,14 +86,17 @@ def container_args(h: Hardened, prefix: str) -> dict[str, Any]:
         "healthcheck": docker.ContainerHealthcheckArgs(  # CIS 4.6
             tests=list(h.healthcheck), interval="30s", timeout="5s", retries=3, start_period=h.start_period
         ),
-        "restart": RESTART_POLICY,
-        "max_retry_count": 0,
+        "restart": JOB_RESTART_POLICY if h.job else RESTART_POLICY,
+        "max_retry_count": JOB_MAX_RETRIES if h.job else 0,
         "init": True,  # reap zombies; signals reach the service
         "tmpfs": dict(h.tmpfs),
         "mounts": list(h.mounts),
         "networks_advanced": [
-            docker.ContainerNetworksAdvancedArgs(name=net.name, aliases=aliases) for net, aliases in h.networks
+            docker.ContainerNetworksAdvancedArgs(name=net[0].name, aliases=net[1],
+                                                 ipv4_address=net[2] if len(net) > 2 else None)
+            for net in h.networks
         ],
+        "sysctls": dict(h.sysctls) or None,
         "ports": list(h.ports),
         "envs": list(h.envs),
         "command": list(h.command) if h.command else None,
@@ -98,7 +108,7 @@ def container_args(h: Hardened, prefix: str) -> dict[str, Any]:
             docker.ContainerLabelArgs(label="seclab.service", value=h.service),
             docker.ContainerLabelArgs(label="seclab.tier", value=h.tier),
         ],
-        "must_run": True,
+        "must_run": not h.job,
         "wait": False,
     }
 

@@ -38,9 +38,24 @@ def write_host_file(path: str, data: bytes, uid: int, gid: int, mode: int) -> st
     return hashlib.sha256(data).hexdigest()
 
 
+def _pkcs8_der(pem: bytes) -> bytes:
+    """A PEM private key as unencrypted PKCS#8 DER: what pgjdbc's default key manager reads (Keycloak)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem, password=None)
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+CONVERSIONS = {"pkcs8-der": _pkcs8_der}
+
+
 def _data(props: dict[str, Any]) -> bytes:
     if props.get("source"):
-        return Path(props["source"]).read_bytes()
+        data = Path(props["source"]).read_bytes()
+        if props.get("convert"):
+            data = CONVERSIONS[props["convert"]](data)
+        return data
     return str(props.get("content") or "").encode()
 
 
@@ -53,7 +68,7 @@ class HostFileProvider(ResourceProvider):
         return CreateResult(id_=props["path"], outs={**props, "sha256": digest})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = ("path", "uid", "gid", "mode", "content", "source")
+        keys = ("path", "uid", "gid", "mode", "content", "source", "convert")
         changed = any(olds.get(k) != news.get(k) for k in keys)
         # A source file renewed on disk (a rotated certificate) is a change too.
         if not changed and news.get("source"):
@@ -73,7 +88,8 @@ class HostFileProvider(ResourceProvider):
 
 
 class HostFile(Resource):
-    """One host file. Give exactly one of `content` (may be a secret Output) or `source` (a path)."""
+    """One host file. Give exactly one of `content` (may be a secret Output) or `source` (a path);
+    `convert` transforms a source at write time (e.g. `pkcs8-der` for a PEM key)."""
 
     path: pulumi.Output[str]
     sha256: pulumi.Output[str]
@@ -88,10 +104,13 @@ class HostFile(Resource):
         mode: str = "0400",
         content: pulumi.Input[str] | None = None,
         source: str | None = None,
+        convert: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         if (content is None) == (source is None):
             raise ValueError(f"HostFile {name}: give exactly one of content or source")
+        if convert is not None and (source is None or convert not in CONVERSIONS):
+            raise ValueError(f"HostFile {name}: convert needs a source and one of {sorted(CONVERSIONS)}")
         props = {"path": path, "uid": uid, "gid": gid, "mode": mode, "content": content, "source": source,
-                 "sha256": None}
+                 "convert": convert, "sha256": None}
         super().__init__(HostFileProvider(), name, props, opts)

@@ -1,259 +1,305 @@
 """Configuration files the containers read, rendered from the lab definition (pure functions).
 
-Why pure text functions: they are unit-testable without Docker, and the program writes them to the
-host through `HostFile` at deploy time, so a preview never touches the host.
+Why this module is mostly adapters: the edge, the WAF, Prometheus/Alertmanager, PostgreSQL and Redis
+are configured from the SAME templates the Ansible engine renders (edge/render.py,
+waf_rules/render.py, monitoring/render.py, playbooks/roles/{postgresql,redis}/templates), with the
+role defaults evaluated here the way edge/render.py does it. Only what exists on the Docker engine
+alone lives here as text (operator consoles, Elasticsearch/Filebeat, the first-start SQL).
+The functions return text; the program writes it to the host through `HostFile` at deploy time,
+so a preview never touches the host.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from seclab.labdef import LabDefinition
+import jinja2
+import yaml
+from jinja2.nativetypes import NativeEnvironment
+
+from seclab.labdef import LabDefinition, as_vars
 
 from .config import REPO_ROOT
 
-# Mozilla server-side TLS guidelines v5.7: intermediate and modern profiles.
-MOZILLA_TLS = {
-    "intermediate": {
-        "protocols": "TLSv1.2 TLSv1.3",
-        "ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-        "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305",
-    },
-    "modern": {"protocols": "TLSv1.3", "ciphers": ""},
-}
+ROLES_DIR = REPO_ROOT / "playbooks" / "roles"
 
-EDGE_HTTPS, EDGE_HTTP, EDGE_OPS, EDGE_STATUS = 8443, 8080, 9443, 8081
-"""Unprivileged ports inside the edge container: no NET_BIND_SERVICE needed (CIS 5.3)."""
+# Paths inside the containers (the program mounts the rendered files there).
+EDGE_CONF_DIR = "/etc/seclab/nginx"
+WAF_CONF_DIR = "/etc/seclab/waf"
+EDGE_PKI_DIR = "/etc/seclab/pki"  # the pki/layout.py tree, only the edge's files mounted
+PROM_DIR = "/etc/seclab/prometheus"
+PG_DIR = "/etc/seclab/postgres"
+LOG_DIR = "/var/log/seclab"
+EDGE_STATUS = 8088
+"""stub_status for the nginx exporter: app network only, never published."""
+EDGE_OPS = 9443
+"""Operator consoles (Grafana, Kibana, Keycloak admin): published on the host's loopback only."""
+KEYCLOAK_HTTPS = 8443
+"""Keycloak's TLS listener (admin console through the edge's operator port)."""
 
-PROBLEM = "urn:seclab:problem:"
-
-
-def _problem(status: int, cause: str, title: str) -> str:
-    body = json.dumps({"type": PROBLEM + cause, "title": title, "status": status})
-    body = body[:-1] + ', "request_id": "$request_id"}'
-    return f"default_type application/problem+json; return {status} '{body}';"
+PG_LOOPBACK = "127.0.0.1/32"
+PG_SAMENET = "samenet"
 
 
-def nginx_conf(lab: LabDefinition, waf_main: str) -> str:
-    """The edge: TLS, headers, limits, ModSecurity/CRS, and the routes to the services."""
-    tls = MOZILLA_TLS[lab.edge.tls_profile]
+class _Unrenderable:
+    """A role default that needs Ansible (lookup, playbook_dir, facts): absent from plain renders."""
+
+
+def _lab(lab: LabDefinition) -> dict[str, Any]:
+    return as_vars(lab)["lab"]
+
+
+def _eval(raw: Any, env: NativeEnvironment, values: dict[str, Any]) -> Any:
+    if isinstance(raw, str) and "{{" in raw:
+        return env.from_string(raw).render(**values)
+    if isinstance(raw, dict):
+        return {k: _eval(v, env, values) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_eval(v, env, values) for v in raw]
+    return raw
+
+
+def role_defaults(role: str, lab: LabDefinition, **overrides: Any) -> dict[str, Any]:
+    """`playbooks/roles/<role>/defaults/main.yml` evaluated against `lab` (file order, like edge/render.py).
+
+    Defaults that need Ansible itself (lookup(), playbook_dir, facts) are left out, so a template
+    that uses one fails loudly (StrictUndefined) instead of rendering a wrong value.
+    """
+    raw = yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text(encoding="utf-8")) or {}
+    env = NativeEnvironment(undefined=jinja2.StrictUndefined)
+    values: dict[str, Any] = {"lab": _lab(lab)}
+    for key, val in raw.items():
+        if key in overrides:
+            values[key] = overrides[key]
+            continue
+        try:
+            values[key] = _eval(val, env, values)
+        except jinja2.TemplateError:
+            values[key] = _Unrenderable()
+    values.update(overrides)
+    return {k: v for k, v in values.items() if not isinstance(v, _Unrenderable)}
+
+
+def render_role_template(role: str, template: str, lab: LabDefinition, **overrides: Any) -> str:
+    """One role template, rendered as Ansible's `template` module would (trim_blocks, strict)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ROLES_DIR / role / "templates")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+    )
+    variables = role_defaults(role, lab, **overrides)
+    # The only Ansible-only variable these templates use: the header line.
+    variables.setdefault("ansible_managed", f"Rendered by iac/render.py from playbooks/roles/{role}/templates/{template}")
+    return env.get_template(template).render(**variables)
+
+
+def _read_tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- edge + WAF (edge/render.py, waf_rules/render.py) -------------------------------------------
+
+def edge_overrides(lab: LabDefinition) -> dict[str, Any]:
+    """The Docker values of the edge role's variables: container names instead of loopback, no root."""
+    return {
+        "edge_conf_dir": EDGE_CONF_DIR,
+        "edge_pki_dir": EDGE_PKI_DIR,
+        "edge_waf_conf_dir": WAF_CONF_DIR,
+        "edge_user": "",  # the container runs as a non-root uid: no master/worker user switch
+        "edge_pid_file": "/tmp/nginx.pid",
+        "edge_temp_dir": "/tmp",
+        "edge_error_log": f"{LOG_DIR}/nginx-error.log",
+        "edge_access_log": f"{LOG_DIR}/nginx-access.json",
+        "edge_listen_ipv6": False,
+        "edge_app_upstream": f"app:{lab.ports.app}",
+        "edge_idp_upstream": f"idp:{lab.ports.idp}",
+        "edge_stub_status_listen": str(EDGE_STATUS),
+    }
+
+
+def edge_files(lab: LabDefinition) -> dict[str, str]:
+    """nginx.conf and snippets from edge/*.j2, plus the Docker-only operator server (included)."""
+    from edge.render import render
+
+    with tempfile.TemporaryDirectory() as tmp:
+        render(lab, tmp, **edge_overrides(lab))
+        files = _read_tree(Path(tmp))
+    # Adapter: the shared template has no hook for extra servers; the operator consoles (Grafana,
+    # Kibana: Docker engine only) are one include line before the http block's closing brace.
+    conf = files["nginx.conf"].rstrip()
+    if not conf.endswith("}"):
+        raise ValueError("edge/nginx.conf.j2 no longer ends with the http block")
+    files["nginx.conf"] = conf[:-1] + f"    include {EDGE_CONF_DIR}/seclab-ops.conf;\n}}\n"
+    files["seclab-ops.conf"] = ops_server(lab)
+    return files
+
+
+def ops_server(lab: LabDefinition) -> str:
     names = " ".join(lab.edge.host_names)
-    per_addr = lab.limits.rate_limits.per_address_per_minute
-    ciphers = f"ssl_ciphers {tls['ciphers']};" if tls["ciphers"] else ""
-    proxy_tls = (
-        "proxy_ssl_verify on; proxy_ssl_verify_depth 3; proxy_ssl_trusted_certificate /run/tls/ca.crt; "
-        "proxy_ssl_server_name on; proxy_ssl_protocols TLSv1.2 TLSv1.3;"
-    )
-    common_proxy = (
-        "proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; "
-        "proxy_set_header X-Forwarded-Proto https; proxy_set_header X-Request-ID $request_id;"
-    )
-    return f"""# Rendered by iac/render.py from lab.yml - do not edit on the host.
-load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;
-worker_processes auto;
-pid /tmp/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 1024; }}
-http {{
-  include /etc/nginx/mime.types;
-  client_body_temp_path /tmp/nginx-body; proxy_temp_path /tmp/nginx-proxy;
-  fastcgi_temp_path /tmp/nginx-fastcgi; uwsgi_temp_path /tmp/nginx-uwsgi; scgi_temp_path /tmp/nginx-scgi;
-  server_tokens off;                                   # ASVS 14.3.3: no version banner
-  client_max_body_size {lab.limits.body_max_bytes};    # ASVS 13.1.x: 413 above the lab's limit
-  client_body_buffer_size {lab.limits.body_max_bytes};
-  limit_req_zone $binary_remote_addr zone=per_addr:10m rate={per_addr}r/m;  # API4:2023
-  limit_req_status 429;
-  log_format ecs escape=json '{{"@timestamp":"$time_iso8601","event.dataset":"nginx.access",'
-    '"http.request.id":"$request_id","source.address":"$remote_addr","http.request.method":"$request_method",'
-    '"url.path":"$uri","http.response.status_code":$status,"http.response.body.bytes":$body_bytes_sent,'
-    '"event.duration":"$request_time","user_agent.original":"$http_user_agent"}}';
-  access_log /var/log/seclab/nginx-access.json ecs;
-  modsecurity on;
-  modsecurity_rules_file {waf_main};
-  modsecurity_transaction_id $request_id;              # one correlation id: edge log, audit log, app
-  ssl_protocols {tls['protocols']};                    # Mozilla {lab.edge.tls_profile}
-  {ciphers}
-  ssl_prefer_server_ciphers off;
-  ssl_session_timeout 1d; ssl_session_cache shared:TLS:10m; ssl_session_tickets off;
-  ssl_certificate /run/tls/edge.crt; ssl_certificate_key /run/tls/edge.key;
-  add_header Strict-Transport-Security "max-age=63072000" always;     # ASVS 14.4.5
-  add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;  # ASVS 14.4.3
-  add_header X-Content-Type-Options nosniff always;                   # ASVS 14.4.4
-  add_header Referrer-Policy no-referrer always;                      # ASVS 14.4.6
-  add_header X-Request-ID $request_id always;
-
-  server {{ listen {EDGE_HTTP}; server_name {names}; return 308 https://$host$request_uri; }}
-
-  server {{
-    listen {EDGE_HTTPS} ssl; http2 on; server_name {names};
-    error_page 403 = @waf_blocked; error_page 429 = @rate_limited; error_page 413 = @too_large;
-    error_page 502 503 504 = @upstream;
-    location @waf_blocked {{ {_problem(403, "waf-blocked", "Request blocked by the web application firewall")} }}
-    location @rate_limited {{ {_problem(429, "rate-limited", "Too many requests")} }}
-    location @too_large {{ {_problem(413, "payload-too-large", "Request body too large")} }}
-    location @upstream {{ {_problem(503, "upstream-unavailable", "Upstream unavailable")} }}
-    location = /metrics {{ {_problem(404, "not-found", "Not found")} }}   # /metrics is not reachable from outside
-    location / {{
-      limit_req zone=per_addr burst=50 nodelay;
-      proxy_pass https://app:{lab.ports.app}; {common_proxy} {proxy_tls} proxy_ssl_name app;
-      proxy_ssl_certificate /run/tls/edge-client.crt; proxy_ssl_certificate_key /run/tls/edge-client.key;  # mTLS
-    }}
-    location ~ ^/(realms|resources)/ {{
-      limit_req zone=per_addr burst=20 nodelay;
-      proxy_pass https://idp:8443; {common_proxy} {proxy_tls} proxy_ssl_name idp;
-    }}
-  }}
-
-  # Operator consoles (Grafana, Kibana, Keycloak admin): published on the host's loopback only.
-  server {{
-    listen {EDGE_OPS} ssl; http2 on; server_name {names};
-    modsecurity off;   # operator consoles, loopback only; CRS would fight Kibana's query DSL
-    location /grafana/ {{ proxy_pass http://grafana:3000; {common_proxy} }}
-    location /kibana/ {{ proxy_pass https://kibana:5601; {common_proxy} {proxy_tls} proxy_ssl_name kibana; }}
-    location / {{ proxy_pass https://idp:8443; {common_proxy} {proxy_tls} proxy_ssl_name idp; }}
-  }}
-
-  # Health and stub_status for the exporter: internal networks only, never published.
-  server {{
-    listen {EDGE_STATUS}; access_log off; modsecurity off;
-    allow 127.0.0.1; allow 10.0.0.0/8; allow 172.16.0.0/12; allow 192.168.0.0/16; deny all;
-    location = /healthz {{ return 200 'ok'; }}
-    location = /stub_status {{ stub_status; }}
-  }}
+    proxy_tls = (f"proxy_ssl_verify on; proxy_ssl_verify_depth 2; "
+                 f"proxy_ssl_trusted_certificate {EDGE_PKI_DIR}/ca/ca-bundle.crt; proxy_ssl_server_name on;")
+    headers = f"include {EDGE_CONF_DIR}/snippets/seclab-proxy-headers.conf;"
+    return f"""# Rendered by iac/render.py (Docker engine only): operator consoles on the edge's loopback-only port.
+server {{
+    listen {EDGE_OPS} ssl;
+    http2 on;
+    server_name {names};
+    add_header Strict-Transport-Security "max-age=63072000" always;
+    add_header X-Content-Type-Options "nosniff" always;
+    add_header X-Frame-Options "SAMEORIGIN" always;
+    location /grafana/ {{ proxy_pass http://grafana:3000; {headers} }}
+    location /kibana/ {{ proxy_pass https://kibana:5601; {headers} {proxy_tls} proxy_ssl_name kibana; }}
+    location / {{ proxy_pass https://idp:{KEYCLOAK_HTTPS}; {headers} {proxy_tls} proxy_ssl_name idp; }}
 }}
 """
 
 
-def render_waf(lab: LabDefinition, out_dir: Path, audit_log_path: str) -> tuple[Path, str]:
-    """ModSecurity/CRS config from `waf_rules/` (shared with the Ansible engine); the one call site.
+def waf_files(lab: LabDefinition) -> dict[str, str]:
+    """ModSecurity/CRS from waf_rules/*.j2, read from WAF_CONF_DIR inside the edge container."""
+    from waf_rules.render import render
 
-    Returns (host directory, main.conf path). The rendered files Include each other by absolute
-    path, so the program mounts the directory at the *same* path inside the edge container.
-    When `waf_rules.render` is not importable (an older checkout), `waf_rules/` is mounted as it is.
-    """
-    try:
-        from waf_rules.render import render  # type: ignore[import-not-found]
-    except ImportError:
-        return REPO_ROOT / "waf_rules", str(REPO_ROOT / "waf_rules" / "main.conf")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    main = render(lab, out_dir, audit_log_path)
-    return out_dir.resolve(), str(main)
+    with tempfile.TemporaryDirectory() as tmp:
+        render(lab, tmp, f"{LOG_DIR}/modsec-audit.json", conf_dir=WAF_CONF_DIR)
+        return _read_tree(Path(tmp))
 
 
-def realm_export(lab: LabDefinition) -> dict[str, Any]:
-    """The Keycloak realm, from the same builder as the Ansible engine; the one call site."""
-    try:
-        from seclab.realm import build_realm_export  # type: ignore[import-not-found]
-    except ImportError:
-        # Minimal realm with the lab's identity settings, until seclab/realm.py is present.
-        idn = lab.identity
-        return {
-            "realm": idn.realm,
-            "enabled": True,
-            "sslRequired": "all",
-            "bruteForceProtected": True,  # ASVS 2.2.1
-            "failureFactor": idn.brute_force_max_failures,
-            "waitIncrementSeconds": idn.brute_force_wait_increment_s,
-            "maxFailureWaitSeconds": idn.brute_force_max_wait_s,
-            "accessTokenLifespan": idn.access_token_lifetime_s,  # ASVS 3.5.x
-            "ssoSessionIdleTimeout": idn.sso_idle_timeout_s,
-            "ssoSessionMaxLifespan": idn.sso_max_lifespan_s,
-            "passwordPolicy": "length(12) and notUsername and notEmail",  # ASVS 2.1.1
-            "roles": {"realm": [{"name": r} for r in ("user", "tenant-admin", "lab-admin")]},
-            "clients": [{
-                "clientId": idn.cli_client_id, "publicClient": True, "standardFlowEnabled": True,
-                "redirectUris": list(idn.redirect_uris), "attributes": {"pkce.code.challenge.method": "S256"},
-            }],
-        }
-    return build_realm_export(lab)
+# --- monitoring (monitoring/render.py) -----------------------------------------------------------
 
+def monitoring_files(lab: LabDefinition) -> dict[str, str]:
+    """prometheus.yml, alertmanager.yml and rules/ with container names as targets."""
+    from monitoring.render import render_all
 
-def prometheus_yml(lab: LabDefinition) -> str:
-    jobs = {
-        "node": "node-exporter:9100",
-        "postgres": "postgres-exporter:9187",
-        "redis": "redis-exporter:9121",
-        "nginx": "nginx-exporter:9113",
-        "prometheus": "127.0.0.1:9090",
+    targets = {
+        "app": f"app:{lab.ports.app}",
+        "node": f"node-exporter:{lab.ports.node_exporter}",
+        "postgres": f"postgres-exporter:{lab.ports.postgres_exporter}",
+        "redis": f"redis-exporter:{lab.ports.redis_exporter}",
+        "nginx": f"nginx-exporter:{lab.ports.nginx_exporter}",
+        "prometheus": f"127.0.0.1:{lab.ports.prometheus}",
+        "alertmanager": f"alertmanager:{lab.ports.alertmanager}",
     }
-    scrape = [
-        {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in jobs.items()
-    ]
-    # The app's /metrics over mTLS with the scraper's client certificate (ASVS 9.2.2).
-    scrape.append({
-        "job_name": "app", "scheme": "https", "metrics_path": "/metrics",
-        "static_configs": [{"targets": [f"app:{lab.ports.app}"]}],
-        "tls_config": {"ca_file": "/run/tls/ca.crt", "cert_file": "/run/tls/scraper.crt",
-                       "key_file": "/run/tls/scraper.key", "server_name": "app"},
-    })
-    doc = {"global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
-           "rule_files": ["/etc/prometheus/rules/*.yml"], "scrape_configs": scrape}
-    return "# Rendered by iac/render.py from lab.yml\n" + json.dumps(doc, indent=2) + "\n"
+    app_tls = {"ca_file": "/run/tls/ca.crt", "cert_file": "/run/tls/scraper.crt",
+               "key_file": "/run/tls/scraper.key", "server_name": "app"}
+    return render_all(as_vars(lab), monitoring_targets=targets, monitoring_app_tls=app_tls)
 
 
-def redis_conf() -> str:
-    return '# Rendered by iac/render.py\nport 0\ntls-port 6379\ntls-cert-file /run/tls/redis.crt\ntls-key-file /run/tls/redis.key\ntls-ca-cert-file /run/tls/ca.crt\ntls-auth-clients yes\ntls-protocols "TLSv1.2 TLSv1.3"\nunixsocket /run/redis/redis.sock\nunixsocketperm 700\naclfile /run/secrets/users.acl\ndir /data\nappendonly yes\n'
+# --- PostgreSQL and Redis (the Ansible roles' templates) -----------------------------------------
+
+def postgres_files(lab: LabDefinition) -> dict[str, str]:
+    """seclab.conf (the server's config_file) and pg_hba.conf from playbooks/roles/postgresql/templates."""
+    ov = {
+        "postgresql_listen_addresses": "*",  # the data network is internal; pg_hba admits samenet only
+        "postgresql_socket_dir": "/var/run/postgresql",
+        "postgresql_ssl_cert_file": "/run/tls/postgres.crt",
+        "postgresql_ssl_key_file": "/run/tls/postgres.key",
+        "postgresql_ssl_ca_file": "/run/tls/ca.crt",
+        "postgresql_ssl_crl_file": "/run/tls/crl.pem",
+        "postgresql_tls_ready": True,
+    }
+    hba = render_role_template("postgresql", "pg_hba.conf.j2", lab, **ov)
+    # Adapter: the template admits TCP logins from 127.0.0.1/32 only (one host); on Docker the
+    # clients are other containers of the data network, i.e. PostgreSQL's `samenet`.
+    if PG_LOOPBACK not in hba:
+        raise ValueError("pg_hba.conf.j2 no longer uses 127.0.0.1/32: revisit the Docker adapter")
+    hba = hba.replace(PG_LOOPBACK, PG_SAMENET.ljust(len(PG_LOOPBACK)))
+    return {
+        "seclab.conf": render_role_template("postgresql", "seclab.conf.j2", lab, **ov),
+        "pg_hba.conf": hba,
+        "pg_ident.conf": "# no user name maps\n",
+    }
 
 
-def redis_acl(app_sha256: str, worker_sha256: str, exporter_sha256: str) -> str:
-    """ACL users with SHA-256 password hashes: the file holds no plaintext password."""
-    return "\n".join([
-        "user default off",
-        f"user seclab_app on #{app_sha256} ~* &* +@all -@admin -@dangerous",
-        f"user worker on #{worker_sha256} ~* &* +@all -@admin -@dangerous",
-        (f"user exporter on #{exporter_sha256} ~* +@read +info +ping +client|list +config|get +slowlog|get "
-        "+latency|latest +memory|stats +select +cluster|info +xinfo"),
-        "",
-    ])
+def postgres_roles(lab: LabDefinition) -> dict[str, str]:
+    """Login roles and databases, named by the postgresql role's defaults."""
+    d = role_defaults("postgresql", lab)
+    return {k: str(d[f"postgresql_{k}"]) for k in (
+        "db_name", "owner_role", "app_role", "monitor_role", "monitor_db", "keycloak_role", "keycloak_db")}
 
 
-def pg_hba(lab: LabDefinition) -> str:
-    return "\n".join([
-        "# Rendered by iac/render.py. TLS only from the network (ASVS 9.2.2).",
-        "local   all       postgres                        peer",
-        f"hostssl {lab.name}  seclab_app  all  cert  clientcert=verify-full   # CN = role",
-        "hostssl keycloak  keycloak    all  scram-sha-256",
-        "hostssl postgres  postgres_exporter all scram-sha-256",
-        "host    all       all         all  reject",
-        "",
-    ])
-
-
-def pg_init_sql(lab: LabDefinition) -> str:
-    """Database, app role and one schema + role per tenant (architecture layer 4)."""
-    lines = [
-        "-- Rendered by iac/render.py from lab.yml; runs once, on an empty data directory.",
-        f"CREATE DATABASE {lab.name};",
-        "CREATE ROLE seclab_app LOGIN;  -- authenticates with its client certificate only",
-        f"\\connect {lab.name}",
-        "REVOKE ALL ON SCHEMA public FROM PUBLIC;",
-    ]
-    for t in lab.tenant_names():
-        role = f"tenant_{t}"
-        lines += [
-            f"CREATE ROLE {role} NOLOGIN;",
-            f"GRANT {role} TO seclab_app;  -- reachable only through SET LOCAL ROLE",
-            f"CREATE SCHEMA {role} AUTHORIZATION {role};",
-            f"REVOKE ALL ON SCHEMA {role} FROM PUBLIC;",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-PG_INIT_SH = """#!/bin/bash
-# Roles whose passwords are generated secrets, read from files (never in env or argv).
+def pg_init_sh(lab: LabDefinition) -> str:
+    """First start only (docker-entrypoint-initdb.d, empty data dir): what `app.db.admin bootstrap`,
+    the monitoring and the keycloak roles do on the native engine. Passwords come from files and
+    the statement log is off for this session, so no password reaches a log (ASVS 4.0.3 V2.4.1)."""
+    r = postgres_roles(lab)
+    return f"""#!/bin/bash
+# Rendered by iac/render.py. Runs once, on an empty data directory, as the postgres superuser.
 set -euo pipefail
-psql -v ON_ERROR_STOP=1 -U postgres -v kc="$(cat /run/secrets/keycloak_db_password)" \\
-     -v ex="$(cat /run/secrets/exporter_db_password)" <<'SQL'
-CREATE ROLE keycloak LOGIN PASSWORD :'kc';
-CREATE DATABASE keycloak OWNER keycloak;
-CREATE ROLE postgres_exporter LOGIN PASSWORD :'ex';
-GRANT pg_monitor TO postgres_exporter;
+psql -v ON_ERROR_STOP=1 -U postgres -d postgres \\
+  -v owner_pw="$(cat /run/secrets/db_owner_password)" -v app_pw="$(cat /run/secrets/db_app_password)" \\
+  -v mon_pw="$(cat /run/secrets/db_monitor_password)" -v kc_pw="$(cat /run/secrets/keycloak_db_password)" <<'SQL'
+SET log_statement = 'none';
+CREATE ROLE {r['owner_role']} LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION PASSWORD :'owner_pw';
+-- NOINHERIT: the app reaches tenant data only through SET ROLE tenant_<name> (app.db.admin bootstrap).
+CREATE ROLE {r['app_role']} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD :'app_pw';
+CREATE ROLE {r['monitor_role']} LOGIN PASSWORD :'mon_pw';
+GRANT pg_monitor TO {r['monitor_role']};
+CREATE ROLE {r['keycloak_role']} LOGIN PASSWORD :'kc_pw';
+CREATE DATABASE {r['keycloak_db']} OWNER {r['keycloak_role']};
+CREATE DATABASE {r['db_name']} OWNER {r['owner_role']} ENCODING 'UTF8';
+REVOKE ALL ON DATABASE {r['db_name']} FROM PUBLIC;
+GRANT CONNECT ON DATABASE {r['db_name']} TO {r['app_role']};
+\\connect {r['db_name']}
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+ALTER SCHEMA public OWNER TO {r['owner_role']};
 SQL
 """
 
+
+def redis_acl_users(lab: LabDefinition) -> list[str]:
+    """ACL user names of the redis role (one per component)."""
+    return [u["name"] for u in role_defaults("redis", lab)["redis_acl_users"]]
+
+
+def redis_overrides() -> dict[str, Any]:
+    return {
+        "redis_bind": "* -::*",  # the data network is internal; TLS client certificates + ACL users
+        "redis_aclfile": "/run/secrets/users.acl",
+        "redis_data_dir": "/data",
+        "redis_tls_cert_file": "/run/tls/redis.crt",
+        "redis_tls_key_file": "/run/tls/redis.key",
+        "redis_tls_ca_cert_file": "/run/tls/ca.crt",
+        "redis_tls_ready": True,
+    }
+
+
+def redis_conf(lab: LabDefinition) -> str:
+    return render_role_template("redis", "seclab.conf.j2", lab, **redis_overrides())
+
+
+def redis_acl(lab: LabDefinition, sha256_by_user: dict[str, str]) -> str:
+    """The ACL file: SHA-256 hashes only, never a password."""
+    return render_role_template("redis", "seclab.acl.j2", lab, redis_acl_password_hashes=sha256_by_user,
+                                **redis_overrides())
+
+
+# --- identity (seclab/realm.py) -------------------------------------------------------------------
+
+def realm_export(lab: LabDefinition, user_secrets: dict[str, str], otp_secrets: dict[str, str],
+                 client_secrets: dict[str, str]) -> str:
+    """The same text `seclab.realm.write_realm_export` writes (the native path), for Keycloak's import."""
+    from seclab.realm import build_realm_export
+
+    data = build_realm_export(lab, user_secrets, otp_secrets=otp_secrets, client_secrets=client_secrets)
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def lab_json(lab: LabDefinition) -> str:
+    """`SECLAB_LAB_FILE` for the app containers: `as_vars` like the native lab.json.
+
+    Adapter: a llama.cpp provider without base_url means loopback on the native engine; here the
+    server is the `llama` container.
+    """
+    providers = [p.model_copy(update={"base_url": f"http://llama:{lab.ports.llama}/v1"})
+                 if p.kind == "llama_cpp" and not p.base_url else p for p in lab.ai.providers]
+    docker_lab = lab.model_copy(update={"ai": lab.ai.model_copy(update={"providers": providers})})
+    return json.dumps(as_vars(docker_lab), indent=2) + "\n"
+
+
+# --- Elasticsearch / Filebeat (Docker engine only) ------------------------------------------------
 
 def filebeat_yml() -> str:
     doc = {

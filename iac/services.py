@@ -30,6 +30,10 @@ class File:
     """Written under the secrets dir, 0400; `content` must then be a secret Output."""
     public: bool = False
     """Certificates and CA bundles: 0444 is fine, they are public by nature."""
+    mode: str | None = None
+    """Explicit mode (e.g. 0600 for the realm export, as the native engine writes it)."""
+    convert: str | None = None
+    """Conversion of a `source` at write time (see hostfile.CONVERSIONS)."""
 
 
 @dataclass
@@ -45,8 +49,8 @@ class Spec:
     """(host path in the repository, target): static files, read-only."""
 
 
-def tls_files(settings: Settings, leaf: str, as_name: str, ca: bool = True) -> list[File]:
-    """A PKI leaf (chain + key) and the CA bundle, copied with the container uid as owner."""
+def tls_files(settings: Settings, leaf: str, as_name: str, ca: bool = True, crl: bool = False) -> list[File]:
+    """A PKI leaf (chain + key), the CA bundle and optionally the CRLs, copied with the container uid as owner."""
     t = settings.tls(leaf)
     files = [
         File(f"{as_name}.crt", f"/run/tls/{as_name}.crt", source=t.cert, public=True),
@@ -54,6 +58,8 @@ def tls_files(settings: Settings, leaf: str, as_name: str, ca: bool = True) -> l
     ]
     if ca:
         files.append(File("ca.crt", "/run/tls/ca.crt", source=t.ca, public=True))
+    if crl:
+        files.append(File("crl.pem", "/run/tls/crl.pem", source=settings.crl(), public=True))
     return files
 
 
@@ -78,7 +84,7 @@ class Service(pulumi.ComponentResource):
         for f in spec.files:
             base = settings.secrets_dir if f.secret else settings.host_dir
             path = str(base / name / f.name)
-            mode = "0400" if f.secret else ("0444" if f.public else "0440")
+            mode = f.mode or ("0400" if f.secret else ("0444" if f.public else "0440"))
             hf = HostFile(
                 f"{name}-{f.name}",
                 path=path,
@@ -87,6 +93,7 @@ class Service(pulumi.ComponentResource):
                 mode=mode,
                 content=f.content,
                 source=f.source,
+                convert=f.convert,
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["content"]),
             )
             written.append(hf)

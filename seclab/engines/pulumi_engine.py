@@ -101,10 +101,29 @@ def _stack(lab: LabDefinition, lab_file: Path | None) -> Any:
     return stack
 
 
+def ensure_pki(lab: LabDefinition, directory: Path | None = None) -> dict[str, Any]:
+    """Issue what is missing or due under paths.pki: the shared plan plus the Docker-only leaves.
+
+    `iac.pki_plan.docker_plan` = `pki.plan.build_plan(lab)` + elasticsearch and kibana server
+    certificates (services only this engine runs). Runs on the Docker host before the stack, so
+    the program's HostFiles copy current certificates.
+    """
+    import sys
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from iac.pki_plan import docker_plan
+    from pki.ca import ensure
+
+    result = ensure(docker_plan(lab), directory or Path(lab.paths.pki))
+    return result.model_dump(mode="json")
+
+
 def up(lab: LabDefinition, lab_file: Path | None = None, on_output: Callable[[str], None] = print,
        refresh: bool = False) -> dict[str, Any]:
-    """Create or update the containers; returns the stack outputs (secrets stay masked)."""
+    """Issue the PKI, then create or update the containers; returns the stack outputs (secrets masked)."""
     preflight()
+    ensure_pki(lab)
     stack = _stack(lab, lab_file)
     if refresh:
         stack.refresh(on_output=on_output)

@@ -36,6 +36,10 @@ class LabMocks(pulumi.runtime.Mocks):
             plain = f"{PLAIN_PREFIX}{args.name}"
             self.plaintexts.append(plain)
             state.update(result=plain, bcryptHash=f"$2a$10$hash-of-{args.name}")
+        if args.typ == "random:index/randomBytes:RandomBytes":
+            plain = f"{PLAIN_PREFIX}{args.name}+/"  # '+/' : the program must make it URL-safe
+            self.plaintexts.append(plain.rstrip("+/"))
+            state.update(base64=plain, hex=plain.encode().hex())
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -46,6 +50,7 @@ class LabMocks(pulumi.runtime.Mocks):
 class Run:
     mocks: LabMocks
     services: dict[str, Any]
+    lab: Any = None
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.mocks.resources if r.typ == typ]
@@ -79,4 +84,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         return pulumi.Output.all(*[svc.container.id for svc in holder["services"].values()])
 
     deploy()
-    return Run(mocks, holder["services"])
+    from seclab.labdef import load
+
+    return Run(mocks, holder["services"], load())

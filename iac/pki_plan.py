@@ -1,0 +1,31 @@
+"""The Docker engine's certificate plan: `pki.plan.build_plan(lab)` plus what only this engine runs.
+
+Why an extension here and not in pki/: Elasticsearch and Kibana exist on the Docker engine only, so
+their server certificates are engine-specific; every other leaf comes from the shared plan unchanged
+(same names, SANs, lifetimes), so a service cannot get a certificate on one engine and miss it on the
+other. `seclab.engines.pulumi_engine.up` issues this plan with `pki.ca.ensure` before the stack runs.
+"""
+
+from __future__ import annotations
+
+from pki.model import CertSpec, PkiPlan
+from pki.plan import LOOPBACK_DNS, LOOPBACK_IPS, build_plan
+from seclab.labdef import LabDefinition
+
+DOCKER_SERVERS: dict[str, str] = {
+    "elasticsearch": "Elasticsearch REST TLS (Docker engine only)",
+    "kibana": "Kibana TLS behind the edge's operator port (Docker engine only)",
+}
+
+
+def docker_plan(lab: LabDefinition) -> PkiPlan:
+    base = build_plan(lab)
+    hosts = list(dict.fromkeys([*LOOPBACK_DNS, *lab.edge.host_names]))
+    leaf_days = base.get("app").lifetime_days
+    extra = tuple(
+        CertSpec(name=name, kind="server", common_name=name, dns_names=tuple(dict.fromkeys([*hosts, name])),
+                 ip_addresses=LOOPBACK_IPS, owner=None, lifetime_days=leaf_days, purpose=purpose,
+                 reload_hint=f"docker restart {lab.name}-{name}")
+        for name, purpose in DOCKER_SERVERS.items()
+    )
+    return PkiPlan(ca=base.ca, certs=base.certs + extra)
