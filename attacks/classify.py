@@ -22,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from attacks.evidence import EDGE_OWN_CAUSES, LAYER_BY_PROBLEM, Evidence, ResponseFacts, answered_by_edge
 from attacks.model import AttackCase, Layer, Result
 
+QUOTA_CAUSES = frozenset({"rate-limited", "budget-exhausted"})
+"""Refusals that say "too much", not "this is an attack": they stop a case only where limits are the
+defence under test (AttackCase.tests_limits)."""
+
 
 class Neutralized(BaseModel):
     """An accepted request that did nothing harmful, and the observable reason why."""
@@ -112,6 +116,9 @@ def classify(case: AttackCase, obs: Observation, evidence: Evidence | None, thro
         ev["waf_denied_by"] = sorted({h.id for h in hits if h.denied})
         return _result(case, "stopped", "edge", ev)
 
+    if resp.problem in QUOTA_CAUSES and not case.tests_limits:
+        ev["reason"] = f"refused by a quota ({resp.problem}) before the attack could be judged: not tested"
+        return _result(case, "error", None, ev)
     layer = LAYER_BY_PROBLEM.get(resp.problem)
     if layer is None:
         ev["reason"] = f"problem type {resp.problem!r} is not a refusal of any layer"

@@ -44,6 +44,9 @@ class AttackCase(BaseModel):
     refs: list[str] = Field(min_length=1)
     suite: str
     expected: Expectation
+    tests_limits: bool = False
+    """True when a quota refusal (rate-limited, budget-exhausted) IS the defence under test; for every
+    other case such a refusal means the attack was not judged (an error, not a stop)."""
 
     @field_validator("id")
     @classmethod

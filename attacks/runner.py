@@ -46,10 +46,12 @@ _REGISTRY: dict[str, list[Registered]] = {}
 
 
 def attack(
-    id: str, title: str, refs: list[str], layer: Layer, *, suite: str, requires_edge: bool = False
+    id: str, title: str, refs: list[str], layer: Layer, *, suite: str, requires_edge: bool = False,
+    tests_limits: bool = False,
 ) -> Callable[[CaseFn], CaseFn]:
     """Register an async case function under `suite` (decorator; the AttackCase is validated now)."""
-    case = AttackCase(id=id, title=title, refs=refs, suite=suite, expected=Expectation(layer=layer))
+    case = AttackCase(id=id, title=title, refs=refs, suite=suite, expected=Expectation(layer=layer),
+                      tests_limits=tests_limits)
 
     def deco(fn: CaseFn) -> CaseFn:
         _REGISTRY.setdefault(suite, []).append(Registered(case, fn, requires_edge))

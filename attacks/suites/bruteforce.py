@@ -19,7 +19,7 @@ SUITE = "bruteforce"
 
 
 @attack("API4-RATE-MSG-01", "Flood the message route until 429 (per-user / per-address limits)",
-        ["API4:2023", "ASVS-V11.1.4", "CWE-770"], "edge", suite=SUITE)
+        ["API4:2023", "ASVS-V11.1.4", "CWE-770"], "edge", suite=SUITE, tests_limits=True)
 async def rate_messages(ctx: Context) -> Observation:
     """Posts to a conversation id that does not exist: the limits run before the lookup, nothing is stored."""
     user = str(ctx.options.get("rate_user", "carol"))
@@ -47,7 +47,7 @@ async def rate_messages(ctx: Context) -> Observation:
 
 
 @attack("A07-BRUTE-TOKEN-01", "Password guessing at the token endpoint until lockout, then the real password",
-        ["OWASP-A07:2021", "API2:2023", "ASVS-V2.2.1", "CWE-307"], "identity", suite=SUITE)
+        ["OWASP-A07:2021", "API2:2023", "ASVS-V2.2.1", "CWE-307"], "identity", suite=SUITE, tests_limits=True)
 async def brute_token(ctx: Context) -> Observation:
     user = str(ctx.options.get("bruteforce_user", "carol"))
     guesses = int(ctx.lab.identity.brute_force_max_failures) + 2

@@ -46,7 +46,8 @@ async def host_header(ctx: Context) -> Observation:
 
 
 @attack("API4-XFF-RATE-01", "Rotate X-Forwarded-For to dodge the token endpoint's per-address limit",
-        ["API4:2023", "OWASP-A07:2021", "ASVS-V11.1.4", "CWE-290"], "edge", suite=SUITE, requires_edge=True)
+        ["API4:2023", "OWASP-A07:2021", "ASVS-V11.1.4", "CWE-290"], "edge", suite=SUITE, tests_limits=True,
+        requires_edge=True)
 async def xff_rotation(ctx: Context) -> Observation:
     """Bounded: at most token burst + 10 guesses for a user that does not exist (no lockout side effect)."""
     attempts = int(ctx.options.get("xff_attempts", 24))

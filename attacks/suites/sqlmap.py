@@ -95,8 +95,10 @@ async def _run(ctx: Context, case_id: str, user: str, spec_kw: dict[str, Any]) -
 @attack("A03-SQLMAP-MSG-01", "sqlmap --level 2 --risk 1 on the message POST JSON body {\"content\": \"*\"}",
         REFS, "data", suite=SUITE)
 async def sqlmap_message(ctx: Context) -> Observation:
-    conv = await ctx.conversation("alice")
-    return await _run(ctx, "A03-SQLMAP-MSG-01", "alice", {
+    # bob, not alice: ~150 accepted messages spend the user's hourly AI token budget (LLM10:2025), and the
+    # other suites send alice's messages; sqlmap runs last, so bob's PII cases ran before.
+    conv = await ctx.conversation("bob")
+    return await _run(ctx, "A03-SQLMAP-MSG-01", "bob", {
         "url": f"{ctx.target.api}/conversations/{conv}/messages", "method": "POST", "data": '{"content": "*"}'})
 
 

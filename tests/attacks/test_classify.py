@@ -44,9 +44,11 @@ def add_rule(err: Path, rule: str, denied: bool) -> None:
 @pytest.mark.parametrize(("problem", "layer"), [
     ("unauthenticated", "identity"), ("forbidden", "identity"), ("validation", "app"), ("not-found", "app"),
     ("prompt-injection", "ai"), ("pii-policy", "ai"), ("tenant-isolation", "data"), ("rate-limited", "app"),
+    ("budget-exhausted", "ai"),
 ])
 def test_problem_type_names_the_layer_without_edge(problem: str, layer: str) -> None:
-    r = classify(CASE, Observation(response=resp(422, problem)), None, through_edge=False)
+    case = CASE.model_copy(update={"tests_limits": True})
+    r = classify(case, Observation(response=resp(422, problem)), None, through_edge=False)
     assert (r.outcome, r.layer) == ("stopped", layer)
 
 
@@ -96,6 +98,9 @@ def test_waf_block_needs_rule_ids(logs: tuple[Evidence, Path, Path]) -> None:
     assert r.evidence["waf_rules"] == ["942100", "949110"] and r.evidence["waf_denied_by"] == ["949110"]
 
 
+LIMITS = CASE.model_copy(update={"tests_limits": True})
+
+
 def test_edge_own_refusal_is_edge_upstream_refusal_is_app(logs: tuple[Evidence, Path, Path]) -> None:
     ev, _, acc = logs
     add_access(acc, "413", "")
@@ -112,8 +117,8 @@ def test_upstream_refusal_through_edge_is_the_app(logs: tuple[Evidence, Path, Pa
 
 def test_ambiguous_cause_without_access_log_is_error(logs: tuple[Evidence, Path, Path]) -> None:
     ev, _, _ = logs
-    r = classify(CASE, Observation(response=resp(429, "rate-limited")), ev, through_edge=True)
-    assert (r.outcome, r.layer) == ("error", None)
+    r = classify(LIMITS, Observation(response=resp(429, "rate-limited")), ev, through_edge=True)
+    assert (r.outcome, r.layer) == ("error", None) and "cannot tell" in r.evidence["reason"]
     # ...but a cause only the app produces needs no access-log entry:
     r = classify(CASE, Observation(response=resp(401, "unauthenticated")), ev, through_edge=True)
     assert (r.outcome, r.layer) == ("stopped", "identity")
@@ -130,3 +135,11 @@ def test_detection_only_matches_are_recorded_on_passing_requests(logs: tuple[Evi
 def test_case_error_is_error() -> None:
     r = classify(CASE, Observation(error="ConnectError: refused"), None, through_edge=False)
     assert r.outcome == "error" and r.evidence["reason"].startswith("ConnectError")
+
+
+def test_quota_refusal_is_not_a_stop_unless_limits_are_tested() -> None:
+    r = classify(CASE, Observation(response=resp(429, "budget-exhausted")), None, through_edge=False)
+    assert (r.outcome, r.layer) == ("error", None) and "not tested" in r.evidence["reason"]
+    limits_case = CASE.model_copy(update={"tests_limits": True})
+    r = classify(limits_case, Observation(response=resp(429, "rate-limited")), None, through_edge=False)
+    assert (r.outcome, r.layer) == ("stopped", "app")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -48,7 +49,9 @@ class Api:
 async def api(standin: StandIn) -> AsyncIterator[Api]:
     settings = Settings(oidc_issuer=f"{BASE}/realms/seclab", oidc_audience=standin.lab.identity.api_audience)
     idp_http = httpx.AsyncClient(transport=standin.client._transport, base_url=BASE)
-    application = create_app(settings=settings, lab=standin.lab, http_client=idp_http, redis=object())  # type: ignore[arg-type]
+    # A client for a closed port: never used (rate limiting is replaced below), only constructed.
+    unused_redis = aioredis.Redis(host="127.0.0.1", port=1)
+    application = create_app(settings=settings, lab=standin.lab, http_client=idp_http, redis=unused_redis)
     async with application.router.lifespan_context(application):
         application.state.rate_limiter = AllowAll()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://api.test") as c:

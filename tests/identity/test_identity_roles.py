@@ -50,9 +50,10 @@ def test_keycloak_conf_loopback_behind_the_edge() -> None:
     conf = _conf(_render("keycloak", "keycloak.conf.j2", **PW))
     assert conf["http-host"] == "127.0.0.1"
     assert conf["http-port"] == "8180"
-    assert conf["hostname"] == "http://127.0.0.1:8180" and conf["hostname-strict"] == "true"
+    # The issuer base is the edge URL: users reach Keycloak through the edge (lab.edge_url).
+    assert conf["hostname"] == "https://localhost" and conf["hostname-strict"] == "true"
     assert conf["proxy-headers"] == "xforwarded" and conf["proxy-trusted-addresses"] == "127.0.0.1/32"
-    assert conf["db"] == "postgres" and conf["db-url"] == "jdbc:postgresql://127.0.0.1:5432/keycloak"
+    assert conf["db"] == "postgres" and conf["db-url"].startswith("jdbc:postgresql://127.0.0.1:5432/keycloak?sslmode=verify-full&")
     assert conf["db-password"] == "secret-pw"
     assert conf["health-enabled"] == conf["metrics-enabled"] == "true"
     assert "{{" not in json.dumps(conf)
@@ -72,11 +73,15 @@ def test_idp_record_is_json(role: str) -> None:
                     "stand_in": True}
 
 
-def test_default_archive_url_follows_the_lab_version() -> None:
+def test_archive_comes_only_from_the_lab_definition() -> None:
+    """No download is attempted unless lab.yml names an archive: offline hosts and CI use the stand-in."""
     defaults = yaml.safe_load((ROLES / "keycloak" / "defaults" / "main.yml").read_text())
-    templar = Templar(loader=DataLoader(), variables={**labdef.as_vars(labdef.load(labdef.DEFAULT_PATH)), **_trust(defaults)})
-    url = templar.template(trust_as_template("{{ keycloak_archive }}"))
-    assert url == "https://github.com/keycloak/keycloak/releases/download/26.0.7/keycloak-26.0.7.tar.gz"
+    lab = labdef.as_vars(labdef.load(labdef.DEFAULT_PATH))
+    templar = Templar(loader=DataLoader(), variables={**lab, **_trust(defaults)})
+    assert templar.template(trust_as_template("{{ keycloak_archive }}")) == ""
+    lab["lab"]["identity"]["keycloak_archive"] = "/srv/keycloak-26.0.7.tar.gz"
+    templar = Templar(loader=DataLoader(), variables={**lab, **_trust(defaults)})
+    assert templar.template(trust_as_template("{{ keycloak_archive }}")) == "/srv/keycloak-26.0.7.tar.gz"
 
 
 @pytest.mark.parametrize("role", ["keycloak", "idp_standin"])

@@ -37,7 +37,7 @@ def test_role_renders_what_render_py_renders(lab: Any, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
 
     ref = tmp_path / "ref"
-    render(lab, ref, tmp_path / "logs" / "modsec_audit.json", tmp_dir=str(tmp_path / "data" / "waf"),
+    render(lab, ref, tmp_path / "logs" / "waf" / "modsec_audit.json", tmp_dir=str(tmp_path / "data" / "waf"),
            conf_dir=str(tmp_path / "etc" / "waf"))
     for name in TEMPLATES.values():
         ours = (ref / name).read_text().splitlines()[1:]  # line 1: the "managed by" banner differs
