@@ -148,6 +148,20 @@ def test_metrics_not_reachable_by_dot_segments(edge: EdgeInstance, pki_dir: Path
         assert b"secret_metric" not in body
 
 
+def test_paths_climbing_above_the_root_are_400_problems(edge: EdgeInstance, pki_dir: Path) -> None:
+    """nginx rejects these while parsing the request line; the refusal must still be problem+json."""
+    ctx = ssl.create_default_context(cafile=str(pki_dir / "ca" / "ca-bundle.crt"))
+    for raw in ("/api/..%2f..%2f..%2fetc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/../../etc/passwd"):
+        conn = http.client.HTTPSConnection("localhost", EDGE_HTTPS, context=ctx, timeout=10)
+        conn.request("GET", raw)
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        assert resp.status in (400, 404), (raw, resp.status, body[:200])
+        assert resp.getheader("content-type", "").startswith("application/problem+json"), raw
+        assert json.loads(body)["type"] in ("urn:seclab:problem:validation", "urn:seclab:problem:not-found")
+
+
 def test_unknown_host_is_404_problem(client: httpx.Client) -> None:
     assert_problem(client.get("/api/v1/echo", headers={"Host": "evil.example"}), 404, "not-found")
 
