@@ -194,6 +194,18 @@ TenantTxs = Annotated[TenantTransactions, Depends(tenant_transactions)]
 async def owner_conn(settings: SettingsDep) -> AsyncIterator[asyncpg.Connection]:
     """A privileged connection, opened only after the lab-admin check (least privilege, ASVS 4.0.3 V4.1.3)."""
     try:
+        owner_password = settings.db_owner_password()
+    except OSError:  # PermissionError: the file is root-only
+        owner_password = None
+    if owner_password is None:
+        # By default the API cannot read the owner's password at all (secrets role, root-only file).
+        raise Problem(
+            503,
+            "admin-unavailable",
+            "tenant administration is off in the API: the schema owner's credentials are root-only by "
+            "design; manage tenants in lab.yml and run ./lab up, or set secrets_api_schema_owner: true",
+        )
+    try:
         conn = await connect_owner(settings)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("database unavailable", extra={"error.type": type(exc).__name__})

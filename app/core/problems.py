@@ -32,6 +32,7 @@ TITLES: dict[str, str] = {
     "rate-limited": "Too many requests",
     "prompt-injection": "Message refused by the prompt-injection guard",
     "upstream-unavailable": "A dependency is unavailable",
+    "admin-unavailable": "Tenant administration is off in the API",
     "budget-exhausted": "Token budget exhausted",
     "idempotency-key-reused": "Idempotency-Key reused with a different request",
     "conflict": "Conflict",

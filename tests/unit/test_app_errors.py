@@ -171,3 +171,17 @@ async def test_metrics_use_route_templates(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics")).text
     assert 'route="/api/v1/conversations/{conversation_id}"' in text
     assert str(cid) not in text
+
+
+async def test_owner_routes_say_tenant_admin_is_off_when_the_owner_secret_is_unreadable() -> None:
+    """The API never holds the schema owner's password by default; lab-admin tenant routes then
+    answer a clear 503 problem instead of a generic database error."""
+    from app.api.deps import owner_conn
+    from app.core.config import Settings
+    from app.core.problems import Problem
+
+    settings = Settings(db_owner_password_file="/nonexistent/db_owner_password")
+    gen = owner_conn(settings)
+    with pytest.raises(Problem) as exc:
+        await gen.__anext__()
+    assert exc.value.status == 503 and exc.value.kind == "admin-unavailable"
