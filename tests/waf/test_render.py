@@ -58,8 +58,12 @@ def test_exclusions_only_touch_the_message_field(lab: Any, tmp_path: Path) -> No
     ctls = re.findall(r"ctl:(ruleRemove\w+)=([^,\"\s]+)", text)
     assert ctls, "no exclusions found"
     for kind, arg in ctls:
+        if (kind, arg) == ("ruleRemoveById", "913101"):
+            continue  # the one whole-rule removal: scripted-client User-Agents on the API routes only
         assert kind in ("ruleRemoveTargetById", "ruleRemoveTargetByTag"), kind  # never a whole rule
         assert arg.split(";")[1] in ("ARGS:json.content", "REQUEST_BODY"), arg
+    whole = re.search(r'SecRule REQUEST_FILENAME "([^"]+)"[^;]*?ctl:ruleRemoveById=913101', text, re.DOTALL)
+    assert whole and whole.group(1).startswith("@rx ^/(?:api/v1/|realms/"), "913101 removal must be route-bound"
     assert "REQUEST_FILENAME \"@rx ^/api/v1/conversations/[A-Za-z0-9_-]{1,64}/messages$\"" in text
     after = (tmp_path / "rules" / "RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf").read_text()
     assert not re.search(r"^\s*SecRule(Remove|Update)", after, re.MULTILINE)

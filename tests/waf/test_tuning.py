@@ -45,6 +45,8 @@ ATTACKS: list[tuple[str, bytes]] = [
     ("xss-in-other-json-field", _raw("POST", MSG, JSON, _json({"content": "hi", "title": "<script>alert(1)</script>"}))),
     ("sqli-in-other-json-field", _raw("POST", MSG, JSON, _json({"content": "hi", "model": SQLI}))),
     ("shellshock-in-header", _raw("GET", "/api/v1/conversations", {**AUTH, "User-Agent": "() { :; }; /bin/cat /etc/passwd"})),
+    # Scripted clients are normal on the API (913101 removed there), security scanners are not (913100).
+    ("scanner-user-agent-on-api", _raw("GET", "/api/v1/conversations", {**AUTH, "User-Agent": "sqlmap/1.7.2#stable"})),
     ("rce-in-cookie", _raw("GET", "/api/v1/conversations", {**AUTH, "Cookie": "session=x;cat /etc/passwd"})),
     ("path-traversal-in-url", _raw("GET", "/api/v1/conversations/..%2f..%2f..%2fetc%2fpasswd", AUTH)),
     ("path-traversal-raw-dots", _raw("GET", "/api/v1/conversations/x/../../../etc/passwd", AUTH)),
