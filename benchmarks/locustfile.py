@@ -28,7 +28,9 @@ PROMPTS = [
 
 
 class ChatUser(HttpUser):
-    wait_time = between(0.5, 1.5)
+    # A person reads the answer before the next action: 2-5 s between actions keeps each simulated
+    # user under the lab's per-user rate limit, so 429s in a run mean the lab, not the script, is off.
+    wait_time = between(2, 5)
 
     def on_start(self) -> None:
         if _CYCLE is None:

@@ -117,7 +117,7 @@ def test_no_add_header_below_server_level(rendered: dict[str, str]) -> None:
 def test_request_limits_from_the_lab_definition(tmp_path: Path, lab: LabDefinition) -> None:
     data = lab.model_dump()
     data["limits"]["body_max_bytes"] = 2048
-    data["limits"]["rate_limits"]["per_user_per_minute"] = 7
+    data["limits"]["rate_limits"]["per_address_per_minute"] = 7
     render(LabDefinition.model_validate(data), tmp_path, edge_listen_ipv6=False)
     d = directives((tmp_path / "nginx.conf").read_text())
     assert "client_max_body_size 2048;" in d
