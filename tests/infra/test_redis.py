@@ -51,7 +51,10 @@ def redis_cli(host: Any, lab: Any, conf: dict[str, list[list[str]]]):
 
     def _run(*argv: str, user: str | None = None) -> str:
         target = ["-h", "127.0.0.1", "-p", str(port)] if port else [
-            "--tls", "--cacert", f"{lab.paths.pki}/ca/ca-bundle.crt", "-h", "127.0.0.1", "-p", str(tls_port)]
+            # tls-auth-clients yes: a lab client certificate is required to even say PING.
+            "--tls", "--cacert", f"{lab.paths.pki}/ca/ca-bundle.crt",
+            "--cert", f"{lab.paths.pki}/certs/app-redis.chain.crt", "--key", f"{lab.paths.pki}/private/app-redis.key",
+            "-h", "127.0.0.1", "-p", str(tls_port)]
         env = ""
         if user:
             secret = next(u["secret"] for u in ACL_USERS if u["name"] == user)
