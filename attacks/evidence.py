@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,17 +135,22 @@ def parse_modsec_error_log(lines: Iterable[str]) -> dict[str, list[RuleHit]]:
     return out
 
 
-def parse_modsec_audit_log(lines: Iterable[str]) -> dict[str, list[RuleHit]]:
-    """Rule hits per transaction id from libmodsecurity3 JSON audit records (one document per line)."""
-    out: dict[str, list[RuleHit]] = {}
+def json_lines(lines: Iterable[str]) -> Iterator[Any]:
+    """The JSON documents of a JSON-lines log; partial, rotated or non-JSON lines are skipped."""
     for line in lines:
         line = line.strip()
         if not line.startswith("{"):
             continue
         try:
-            doc = json.loads(line)
+            yield json.loads(line)
         except ValueError:
             continue
+
+
+def parse_modsec_audit_log(lines: Iterable[str]) -> dict[str, list[RuleHit]]:
+    """Rule hits per transaction id from libmodsecurity3 JSON audit records (one document per line)."""
+    out: dict[str, list[RuleHit]] = {}
+    for doc in json_lines(lines):
         tx = doc.get("transaction") if isinstance(doc, dict) else None
         if not isinstance(tx, dict) or not isinstance(tx.get("unique_id"), str):
             continue
@@ -168,14 +173,7 @@ def parse_modsec_audit_log(lines: Iterable[str]) -> dict[str, list[RuleHit]]:
 def parse_access_log(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Edge access-log entries (ECS JSON of edge/nginx.conf.j2) by both ids they carry."""
     out: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
+    for doc in json_lines(lines):
         http = doc.get("http", {}) if isinstance(doc, dict) else {}
         entry = {
             "status": str(http.get("response", {}).get("status_code", "")),
@@ -195,14 +193,7 @@ def parse_access_log(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
 def parse_app_log(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The app's ECS access records (`seclab.access`) by request id; other lines are skipped."""
     out: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
+    for doc in json_lines(lines):
         if not isinstance(doc, dict) or doc.get("message") != "request":
             continue
         http = doc.get("http", {})

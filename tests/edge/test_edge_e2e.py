@@ -135,14 +135,21 @@ def test_unknown_paths_and_metrics_are_404_problems(client: httpx.Client, path: 
     assert_problem(client.get(path), 404, "not-found")
 
 
-def test_metrics_not_reachable_by_dot_segments(edge: EdgeInstance, pki_dir: Path) -> None:
+def _raw_get(raw_target: str, pki_dir: Path) -> tuple[http.client.HTTPResponse, bytes]:
+    """GET a request target byte for byte (httpx would normalise dot segments and escapes)."""
     ctx = ssl.create_default_context(cafile=str(pki_dir / "ca" / "ca-bundle.crt"))
-    for raw in ("/api/v1/%2e%2e/%2e%2e/metrics", "/api/v1/../../metrics", "/healthz/../metrics"):
-        conn = http.client.HTTPSConnection("localhost", EDGE_HTTPS, context=ctx, timeout=10)
-        conn.request("GET", raw)
+    conn = http.client.HTTPSConnection("localhost", EDGE_HTTPS, context=ctx, timeout=10)
+    try:
+        conn.request("GET", raw_target)
         resp = conn.getresponse()
-        body = resp.read()
+        return resp, resp.read()
+    finally:
         conn.close()
+
+
+def test_metrics_not_reachable_by_dot_segments(edge: EdgeInstance, pki_dir: Path) -> None:
+    for raw in ("/api/v1/%2e%2e/%2e%2e/metrics", "/api/v1/../../metrics", "/healthz/../metrics"):
+        resp, body = _raw_get(raw, pki_dir)
         assert resp.status == 404, raw
         assert json.loads(body)["type"] == "urn:seclab:problem:not-found", raw
         assert b"secret_metric" not in body
@@ -150,13 +157,8 @@ def test_metrics_not_reachable_by_dot_segments(edge: EdgeInstance, pki_dir: Path
 
 def test_paths_climbing_above_the_root_are_400_problems(edge: EdgeInstance, pki_dir: Path) -> None:
     """nginx rejects these while parsing the request line; the refusal must still be problem+json."""
-    ctx = ssl.create_default_context(cafile=str(pki_dir / "ca" / "ca-bundle.crt"))
     for raw in ("/api/..%2f..%2f..%2fetc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/../../etc/passwd"):
-        conn = http.client.HTTPSConnection("localhost", EDGE_HTTPS, context=ctx, timeout=10)
-        conn.request("GET", raw)
-        resp = conn.getresponse()
-        body = resp.read()
-        conn.close()
+        resp, body = _raw_get(raw, pki_dir)
         assert resp.status in (400, 404), (raw, resp.status, body[:200])
         assert resp.getheader("content-type", "").startswith("application/problem+json"), raw
         assert json.loads(body)["type"] in ("urn:seclab:problem:validation", "urn:seclab:problem:not-found")
