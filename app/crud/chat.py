@@ -94,6 +94,12 @@ async def get_message(db: Any, message_id: UUID) -> Message:
     return await Message.get(id=message_id).using_db(db)
 
 
+async def get_user_message(db: Any, conversation_id: UUID, message_id: UUID) -> Message | None:
+    """A user message of this conversation (the caller checked the conversation's owner); an id from
+    another conversation gives None, so ids cannot be probed across conversations (OWASP API1:2023)."""
+    return await Message.filter(id=message_id, conversation_id=conversation_id, role="user").using_db(db).first()
+
+
 async def usage_by_user(db: Any) -> list[dict[str, Any]]:
     _, rows = await db.execute_query(
         "SELECT c.owner_sub AS user, count(DISTINCT c.id) AS conversations, count(m.id) AS messages"
