@@ -28,6 +28,8 @@ TEMPLATES: dict[str, str] = {
     "nginx.conf.j2": "nginx.conf",
     "snippets/seclab-security-headers.conf.j2": "snippets/seclab-security-headers.conf",
     "snippets/seclab-problems.conf.j2": "snippets/seclab-problems.conf",
+    "snippets/seclab-problem-codes.conf.j2": "snippets/seclab-problem-codes.conf",
+    "snippets/seclab-flower.conf.j2": "snippets/seclab-flower.conf",
     "snippets/seclab-proxy-headers.conf.j2": "snippets/seclab-proxy-headers.conf",
     "snippets/seclab-proxy-app.conf.j2": "snippets/seclab-proxy-app.conf",
 }

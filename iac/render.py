@@ -117,6 +117,7 @@ def edge_overrides(lab: LabDefinition) -> dict[str, Any]:
         "edge_listen_ipv6": False,
         "edge_app_upstream": f"app:{lab.ports.app}",
         "edge_idp_upstream": f"idp:{lab.ports.idp}",
+        "edge_flower_upstream": "",  # no Flower container on the Docker engine: /flower/ is a 404 there
         "edge_stub_status_listen": str(EDGE_STATUS),
     }
 

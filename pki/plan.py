@@ -17,23 +17,24 @@ from .model import CaSettings, CertSpec, PkiPlan
 LOOPBACK_DNS = ("localhost",)
 LOOPBACK_IPS = (ip_address("127.0.0.1"), ip_address("::1"))
 
-# name -> (OS user that reads the key, purpose, reload hint)
+# name -> (OS user that reads the key, purpose, reload hint). The hints are for people; the reload
+# plan that `lab pki rotate` and `./lab up` run is pki/services.py.
 # Owners are the Debian package users; a missing user is skipped at ensure() time (e.g. in CI).
 # nginx loads every certificate and key in its master process (root) at config load, so the
 # edge keys stay root-owned and are never readable by the www-data workers (ASVS 6.4.1).
 SERVERS: dict[str, tuple[str | None, str, str]] = {
     "edge": (None, "nginx TLS edge (public HTTPS)", "nginx -s reload (graceful: old workers finish)"),
-    "app": ("seclab", "FastAPI app behind the edge (mTLS from nginx)", "supervisorctl signal HUP app"),
+    "app": ("seclab", "FastAPI app behind the edge (mTLS from nginx)", "supervisorctl signal HUP app (rolling worker restart)"),
     "idp": (
         "seclab",
         "identity provider (Keycloak or stand-in) behind the edge",
-        "supervisorctl restart idp",
+        "not loaded by the stand-in (plain HTTP); Keycloak: ./lab up",
     ),
     "postgres": ("postgres", "PostgreSQL server TLS", "pg_ctlcluster 15 main reload (SIGHUP re-reads ssl_*)"),
-    "redis": ("redis", "Redis server TLS", "redis-cli CONFIG SET tls-cert-file ... (re-loads TLS)"),
-    "prometheus": ("prometheus", "Prometheus web TLS", "re-read per handshake (web.yml)"),
-    "llama": ("seclab", "llama.cpp model server TLS", "supervisorctl restart llama"),
-    "flower": ("seclab", "Celery Flower (lab-admin only, behind the edge)", "supervisorctl restart flower"),
+    "redis": ("redis", "Redis server TLS", "CONFIG SET tls-cert-file ... as seclab_tls_reload"),
+    "prometheus": ("prometheus", "Prometheus web TLS", "not loaded here (web listener is plain HTTP on loopback)"),
+    "llama": ("seclab", "llama.cpp model server TLS", "not loaded here (plain HTTP on loopback)"),
+    "flower": ("seclab", "Celery Flower (lab-admin only, behind the edge)", "not loaded here (plain HTTP on loopback)"),
 }
 
 # name -> (common name, OS user, purpose). The CN of a PostgreSQL client must equal its role

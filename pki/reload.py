@@ -1,4 +1,7 @@
-"""Reload hooks: after new certificates land, tell the services, without dropping requests.
+"""Extra reload hooks (`--reload CMD`): commands run after the default reload plan.
+
+The default plan (which service reloads how, proven by a handshake) is pki/services.py and
+pki/reloader.py; these hooks are for anything outside it. Background on the graceful ways:
 
 Why a hook and not a restart: every service of the lab can pick up a new certificate gracefully,
 so rotation never needs downtime (ASVS 1.9 / short-lived certs are only safe if rotation is cheap):

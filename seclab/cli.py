@@ -43,6 +43,7 @@ def _mount_subapps() -> None:
         ("dlq", "seclab.commands.dlq"),
         ("model", "seclab.commands.model"),
         ("audit", "seclab.commands.audit"),
+        ("waf", "seclab.commands.waf"),
     ]:
         try:
             mod = importlib.import_module(module)
@@ -199,21 +200,45 @@ def verify(
 
 @cli.command()
 def bench(
-    users: Annotated[int, typer.Option(help="concurrent simulated chat users")] = 5,
-    duration: Annotated[int, typer.Option(help="seconds")] = 60,
-    json_file: Annotated[Path | None, typer.Option("--json", help="write the summary here")] = None,
-    spawn_rate: Annotated[float, typer.Option(help="users started per second")] = 5.0,
+    users: Annotated[str | None, typer.Option(
+        help="user counts to step through, e.g. 5,10,20 (default: lab.yml performance.user_steps)")] = None,
+    duration: Annotated[int, typer.Option(help="measured seconds per step (after the ramp-up)")] = 60,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the summary here (for `lab report --bench`)")] = None,
+    spawn_rate: Annotated[float, typer.Option(help="users started (logged in) per second")] = 0.4,
+    think: Annotated[str, typer.Option(help="seconds a user waits between actions, MIN,MAX")] = "5,15",
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="run every step, even after one missed the target")] = False,
 ) -> None:
-    """Locust load run (headless): log in, list conversations, post messages, read them back."""
+    """Locust load steps (headless): log in, list, post, read back; reports the maximum users held.
+
+    Exit 1 when the lab holds fewer users than lab.yml performance.min_users.
+    """
     lab = load_lab()
     from benchmarks import runner
 
-    with console.status(f"load run: {users} users for {duration}s..."):
-        summary = runner.run(lab, users=users, duration_s=duration, spawn_rate=spawn_rate)
-    out.print_json(json.dumps(summary))
+    steps = runner.parse_users(users) if users else list(lab.performance.user_steps)
+    try:
+        think_s = tuple(float(x) for x in think.split(","))
+        if len(think_s) != 2 or not 0 <= think_s[0] <= think_s[1]:
+            raise ValueError
+    except ValueError:
+        raise LabError(f"--think must be MIN,MAX seconds, not {think!r}") from None
+
+    def show(step: dict[str, Any]) -> None:
+        v = step["verdict"]
+        console.print(f"  {step['users']:>4} users: {step['requests']} requests, {step['rps']} rps, p50/p95/p99 "
+                      f"{step['p50_ms']:g}/{step['p95_ms']:g}/{step['p99_ms']:g} ms, {step['errors']} errors: "
+                      f"{'met' if v['met'] else 'MISSED'} ({v['detail']})", highlight=False, markup=False)
+
+    console.print(f"load steps {steps}: ramp at {spawn_rate}/s, then {duration}s measured each", highlight=False)
+    summary = runner.run(lab, steps, duration, spawn_rate=spawn_rate, think_s=think_s,  # type: ignore[arg-type]
+                         keep_going=keep_going, on_step=show)
     if json_file:
         json_file.write_text(json.dumps(summary, indent=2) + "\n")
-    if summary["errors"]:
+    out.print_json(json.dumps({k: v for k, v in summary.items() if k != "steps"}))
+    lim = summary["limited_by"]
+    console.print(f"max users held: {summary['max_users']} (lab minimum {summary['min_users']}); "
+                  f"limited by {lim['by']}: {lim['detail']}", highlight=False, markup=False)
+    if not summary["meets_min_users"]:
         raise typer.Exit(1)
 
 

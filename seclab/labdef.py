@@ -8,6 +8,7 @@ YAML file, because a student editing `lab.yml` should not have to read a Pydanti
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,6 +157,15 @@ class Performance(_Strict):
     p95_ms: int = Field(default=500, ge=1, description="latency target for `lab bench`")
     min_users: int = Field(default=5, ge=1)
     max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    user_steps: list[int] = Field(default=[5, 10, 20], min_length=1, description="`lab bench` user counts, in order")
+
+    @field_validator("user_steps")
+    @classmethod
+    def _steps_increase(cls, v: list[int]) -> list[int]:
+        # The maximum held is read off an increasing series: a step out of order would make it ambiguous.
+        if any(n < 1 for n in v) or any(b <= a for a, b in pairwise(v)):
+            raise ValueError("user_steps must be positive and strictly increasing")
+        return v
 
 
 class LabDefinition(_Strict):

@@ -16,7 +16,7 @@ status changed and stores nothing); the unique index `messages_one_reply` (0002)
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
@@ -46,13 +46,43 @@ class DatabaseUnavailable(Exception):
     dlq_category = "database"
 
 
-class PgReplyStore:
-    """`ReplyStore` over an asyncpg pool; `tenants` lists the tenants the sweeper visits."""
+# The tenant roles the login role may SET ROLE to: exactly the tenants this store can serve. Written
+# by `ensure_tenant` in the same transaction as the registry row (lab.tenants) and removed with it by
+# `drop_tenant`, so tenants created later (admin API, `python -m app.db.admin create-tenant`) are
+# included. Read from pg_catalog: the registry's schema `lab` (with the lab audit log) stays owner-only
+# (OWASP ASVS 4.0.3 V4.1.3 least privilege).
+TENANT_ROLES_SQL = (
+    "SELECT substr(r.rolname, 8) AS name FROM pg_auth_members m"
+    " JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member"
+    " WHERE u.rolname = current_user AND r.rolname ~ '^tenant_[a-z][a-z0-9_]{1,30}$'"
+    " ORDER BY 1"
+)
 
-    def __init__(self, pool: asyncpg.Pool, tenants: Callable[[], list[str]], *, history_len: int = HISTORY_LEN) -> None:
+
+class PgReplyStore:
+    """`ReplyStore` over an asyncpg pool.
+
+    `tenants`: the tenants the sweeper visits; default every tenant known to the database (see
+    `TENANT_ROLES_SQL`), not only those of lab.yml."""
+
+    def __init__(self, pool: asyncpg.Pool, tenants: Callable[[], Awaitable[list[str]]] | None = None, *,
+                 history_len: int = HISTORY_LEN) -> None:
         self._pool = pool
-        self._tenants = tenants
+        self._tenants = tenants or self.known_tenants
         self._history_len = history_len
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def known_tenants(self) -> list[str]:
+        """Every tenant whose role the login role is a member of, sorted."""
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(TENANT_ROLES_SQL)
+        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError) as exc:
+            raise DatabaseUnavailable(type(exc).__name__) from None
+        return [r["name"] for r in rows]
 
     @asynccontextmanager
     async def _tx(self, tenant: str) -> AsyncIterator[asyncpg.Connection]:
@@ -127,9 +157,9 @@ class PgReplyStore:
             )
 
     async def stale_pending(self, older_than_s: float, limit: int) -> list[tuple[str, UUID]]:
-        """Across the lab definition's tenants; a tenant that cannot be reached is skipped (logged)."""
+        """Across every tenant of `tenants`; a tenant that cannot be reached is skipped (logged)."""
         out: list[tuple[str, UUID]] = []
-        for tenant in self._tenants():
+        for tenant in await self._tenants():
             if len(out) >= limit:
                 break
             try:
@@ -156,7 +186,5 @@ async def create_pool(settings: Settings, *, max_size: int = 4) -> asyncpg.Pool:
 
 
 async def make_reply_store(settings: Settings) -> PgReplyStore:
-    """The production store: tenants come from the lab definition (lab.json), like `app.db.admin sync`."""
-    lab = settings.load_lab()
-    names = lab.tenant_names()
-    return PgReplyStore(await create_pool(settings), lambda: list(names))
+    """The production store: the sweeper visits every tenant the database knows, lab.yml's and later ones."""
+    return PgReplyStore(await create_pool(settings))

@@ -82,10 +82,18 @@ def tls_options(settings: Settings) -> dict[str, Any] | None:
     return opts
 
 
-def make_celery(settings: Settings | None = None, worker: WorkerSettings | None = None) -> Celery:
-    settings = settings or load_settings()
+def make_celery(settings: Settings | None = None, worker: WorkerSettings | None = None, *,
+                broker: str | None = None, set_as_current: bool = True) -> Celery:
+    """A Celery app with the lab's delivery settings.
+
+    `broker`: an explicit broker URL, used as given (no settings are read then; TLS only from
+    `settings` if passed). `set_as_current=False` for one-off publishers (`lab dlq replay`): they
+    must not replace the process's current app."""
     worker = worker or load_worker_settings()
-    app = Celery("seclab", broker=broker_url(settings), include=["app.worker.tasks"])
+    if broker is None:
+        settings = settings or load_settings()
+        broker = broker_url(settings)
+    app = Celery("seclab", broker=broker, include=["app.worker.tasks"], set_as_current=set_as_current)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -108,9 +116,19 @@ def make_celery(settings: Settings | None = None, worker: WorkerSettings | None 
             "sweep-pending": {"task": "seclab.sweep_pending", "schedule": worker.sweep_interval_s},
         },
     )
-    if (opts := tls_options(settings)) is not None:
+    if settings is not None and (opts := tls_options(settings)) is not None:
         app.conf.broker_use_ssl = opts
     return app
+
+
+def make_publisher(broker: str | None = None) -> Celery:
+    """A Celery app of its own for a command that only publishes (`lab dlq replay`).
+
+    Same message format as the worker's (json, queue, `seclab:` key prefix: `make_celery`), its own
+    connection pool: the shared `celery_app` of this module is never reconfigured, so a command cannot
+    redirect what the rest of the process publishes, nor be silently ignored by a pool that already
+    connected. `broker`: a URL to use as given; default the worker's settings (ACL user, TLS)."""
+    return make_celery(broker=broker, set_as_current=False)
 
 
 celery_app = make_celery()

@@ -1,11 +1,18 @@
-"""False positives of the WAF on real chat prompts: block rate, stock CRS vs the lab's tuning.
+"""False positives of the WAF on real chat prompts: block rate, the lab's edge or tuning vs stock CRS.
 
 Every chat-legit prompt is sent the way the app receives it: `POST /api/v1/conversations/{id}/messages`
-with `{"content": text}`, a bearer token and a JSON content type. A 403 is a WAF block; a 413 is the
-body limit (lab.yml limits.body_max_bytes) refusing an oversized prompt by design, counted apart.
+with `{"content": text}`, a bearer token and a JSON content type. A 403 waf-blocked is a WAF block; a
+413 is the body limit (lab.yml limits.body_max_bytes) refusing an oversized prompt by design, counted apart.
+
+Against the lab's edge (--base-url) the token is a real one of a lab user (seclab/tokens.py) and the
+conversation id is a fixed random UUID that exists nowhere: the app answers 404 after the WAF let the
+request through, so nothing is stored and no model runs, while the WAF sees exactly a real message
+post. Requests are paced below the edge's limit_req and its own 429s retried (benchmarks/waf/live.py).
 
     python -m benchmarks.waf.falsepositives --start-local --json fp.json
-    python -m benchmarks.waf.falsepositives --base-url https://localhost --ca-cert /etc/seclab/pki/ca.pem
+    python -m benchmarks.waf.falsepositives --base-url https://localhost --ca-cert /etc/seclab/pki/ca/ca-bundle.crt \
+        --levels 2,1 --json waf-fp.json        # the edge (switched to PL1 for its run) + stock locally
+    ./lab waf fp --levels 1,2 --json waf-fp.json   # the same, from the lab CLI
 """
 
 from __future__ import annotations
@@ -25,15 +32,23 @@ from benchmarks.waf.common import (
     CHAT_LEGIT,
     FAKE_BEARER,
     MESSAGE_PATH,
+    Answer,
+    Outcome,
     Target,
     add_target_args,
+    measure,
     pct,
     print_table,
+    problem_of,
+    rule_file,
     ssl_context,
     targets,
     write_json,
 )
-from benchmarks.waf.local import rule_ids_by_request
+from benchmarks.waf.live import TokenSource
+
+NO_SUCH_CONVERSATION = str(uuid.uuid5(uuid.NAMESPACE_URL, "seclab:waf-benchmark:no-such-conversation"))
+"""The message route's id on the edge: a well-formed id of no conversation (app 404, nothing stored)."""
 
 
 def load_prompts(corpus: Path = CHAT_LEGIT) -> list[dict[str, Any]]:
@@ -53,59 +68,75 @@ def load_prompts(corpus: Path = CHAT_LEGIT) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+async def post_prompts(
+    target: Target, prompts: list[dict[str, Any]], concurrency: int = 4, verify: Any = True,
+    token: TokenSource | None = None,
+) -> list[Outcome]:
+    """POST each prompt as a chat message to one target; the outcome of each, in order."""
+    conv = NO_SUCH_CONVERSATION if target.kind == "edge" else str(uuid.UUID(int=0x5EC1AB))
+    url = target.base_url + MESSAGE_PATH.format(id=conv)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(verify=verify, timeout=60, limits=limits) as client:
+        async def send(i: int, rid: str) -> Answer:
+            bearer = await token.bearer() if token else FAKE_BEARER
+            headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json", "X-Request-ID": rid,
+                       "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) seclab-bench/0.1"}
+            if target.kind == "local":
+                # The edge's host name, as real clients send it: a numeric Host (127.0.0.1:port) would
+                # add CRS 920350's score to every request of a local instance and nothing on the edge.
+                headers["Host"] = "localhost"
+            try:
+                r = await client.post(url, json={"content": prompts[i]["text"]}, headers=headers)
+            except httpx.HTTPError:
+                return Answer(0)
+            try:
+                problem = problem_of(r.json()) if r.status_code >= 400 else None
+            except ValueError:
+                problem = None
+            retry = r.headers.get("retry-after")
+            return Answer(r.status_code, problem, float(retry) if retry and retry.isdigit() else None)
+
+        return await measure(target, len(prompts), send, concurrency)
+
+
 async def send_prompts(
     base_url: str, prompts: list[dict[str, Any]], concurrency: int = 4, verify: Any = True
 ) -> list[int]:
-    """POST each prompt as a chat message; return the status codes in order (0 = transport error)."""
-    sem = asyncio.Semaphore(concurrency)
-    conv = str(uuid.UUID(int=0x5EC1AB))
-    headers = {"Authorization": f"Bearer {FAKE_BEARER}", "Accept": "application/json",
-               "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) seclab-bench/0.1"}
-    url = base_url + MESSAGE_PATH.format(id=conv)
-    statuses: list[int] = [0] * len(prompts)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(verify=verify, timeout=60, limits=limits) as client:
-        async def one(i: int) -> None:
-            async with sem:
-                try:
-                    r = await client.post(url, json={"content": prompts[i]["text"]}, headers=headers)
-                    statuses[i] = r.status_code
-                    if r.status_code == 403:
-                        try:
-                            prompts[i].setdefault("_rid", {})[base_url] = r.json().get("request_id")
-                        except ValueError:
-                            pass
-                except httpx.HTTPError:
-                    statuses[i] = 0
-
-        await asyncio.gather(*(one(i) for i in range(len(prompts))))
-    return statuses
+    """POST each prompt to a local instance; the status codes in order (0 = transport error)."""
+    outs = await post_prompts(Target("local", None, None, base_url), prompts, concurrency, verify)
+    return [o.status for o in outs]
 
 
-def summarize(target: Target, prompts: list[dict[str, Any]], statuses: list[int], seconds: float) -> dict[str, Any]:
-    """Counts for all prompts and the code-heavy subset, plus the rules behind the blocks (local only)."""
-    ids = rule_ids_by_request(target.instance) if target.instance else {}
+def summarize(target: Target, prompts: list[dict[str, Any]], outs: list[Outcome], seconds: float) -> dict[str, Any]:
+    """Counts for all prompts and the code-heavy subset, and the rules (and rule files) behind the blocks."""
     rules: Counter[str] = Counter()
-    blocked_idx = [i for i, s in enumerate(statuses) if s == 403]
+    files: Counter[str] = Counter()
+    blocked_idx = [i for i, o in enumerate(outs) if o.verdict == "waf-blocked"]
     for i in blocked_idx:
-        rid = prompts[i].get("_rid", {}).get(target.base_url)
-        for r in set(ids.get(rid or "", [])):
-            if r not in ("949110", "980130"):
-                rules[r] += 1
+        ids = set(outs[i].rules) - {"949110", "980130"}  # the anomaly-score verdicts, not causes
+        rules.update(ids)
+        files.update({rule_file(r) for r in ids})
 
     def counts(idx: list[int]) -> dict[str, Any]:
-        st = Counter(statuses[i] for i in idx)
-        measured = len(idx) - st[413]
-        return {"prompts": len(idx), "too_large_413": st[413], "measured": measured, "blocked_403": st[403],
-                "block_rate": round(st[403] / measured, 4) if measured else None,
-                "passed_2xx": sum(v for k, v in st.items() if 200 <= k < 300),
-                "other": {str(k): v for k, v in st.items() if k not in (403, 413) and not 200 <= k < 300}}
+        v = Counter(outs[i].verdict for i in idx)
+        too_large = sum(1 for i in idx if outs[i].status == 413)
+        measured = v["waf-blocked"] + v["passed"]
+        v["edge-refused"] -= too_large  # the body limit, counted apart
+        return {"prompts": len(idx), "too_large_413": too_large, "measured": measured,
+                "blocked_403": v["waf-blocked"], "block_rate": round(v["waf-blocked"] / measured, 4) if measured else None,
+                "passed": v["passed"],
+                "other": {k: c for k, c in v.items() if k not in ("waf-blocked", "passed") and c > 0}}
 
     all_idx = list(range(len(prompts)))
     return {
-        "config": target.label, "paranoia_level": target.paranoia_level, "base_url": target.base_url,
+        "config": target.label, "target": target.kind, "paranoia_level": target.paranoia_level,
+        "base_url": target.base_url, "paced_per_s": round(target.rate, 2) if target.rate else None,
         "all": counts(all_idx), "code_heavy": counts([i for i in all_idx if prompts[i]["code"]]),
+        "verdicts": dict(Counter(o.verdict for o in outs)),
+        "retried_429": sum(o.attempts - 1 for o in outs),
         "seconds": round(seconds, 1), "rules_in_blocks": dict(rules.most_common(25)),
+        "rule_files_in_blocks": dict(files.most_common()),
+        "log_errors": target.logs.errors() if target.logs else {},
         "blocked_examples": [prompts[i]["text"][:160] for i in blocked_idx[:10]],
     }
 
@@ -117,30 +148,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results = []
     with targets(args) as tgs:
         for t in tgs:
+            token = TokenSource(t.lab, args.user) if t.kind == "edge" else None
+            verify = ssl_context(args.ca_cert) if t.kind == "edge" else True
             t0 = time.monotonic()
-            statuses = asyncio.run(send_prompts(t.base_url, prompts, args.concurrency, ssl_context(args.ca_cert)))
-            results.append(summarize(t, prompts, statuses, time.monotonic() - t0))
+            outs = asyncio.run(post_prompts(t, prompts, args.concurrency, verify, token))
+            results.append(summarize(t, prompts, outs, time.monotonic() - t0))
     return {"corpus": str(args.corpus), "unique_prompts": len(prompts), "results": results}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_args(p: argparse.ArgumentParser) -> None:
     add_target_args(p)
     p.add_argument("--corpus", default=str(CHAT_LEGIT), help="chat-legit directory (prompts.jsonl, code-heavy.jsonl)")
-    args = p.parse_args()
-    data = run(args)
+    p.add_argument("--user", default="alice", help="lab user whose real token is sent to --base-url (default alice)")
+
+
+def print_results(data: dict[str, Any]) -> None:
     rows = []
     for r in data["results"]:
         a, c = r["all"], r["code_heavy"]
-        rows.append([r["config"], r["paranoia_level"] or "-", a["measured"], a["blocked_403"],
+        rows.append([r["config"], r.get("target", "local"), r["paranoia_level"] or "-", a["measured"], a["blocked_403"],
                      pct(a["blocked_403"], a["measured"]), pct(c["blocked_403"], c["measured"]),
-                     a["too_large_413"], sum(a["other"].values()), r["seconds"]])
+                     a["too_large_413"], sum(a["other"].values()), r.get("retried_429", 0), r["seconds"]])
     print(f"chat-legit: {data['unique_prompts']} unique prompts ({data['corpus']})")
-    print_table(["config", "PL", "measured", "blocked", "block rate", "code-heavy", "413 (size)", "other", "s"], rows)
+    print_table(["config", "target", "PL", "measured", "blocked", "block rate", "code-heavy", "413 (size)", "other",
+                 "429 retried", "s"], rows)
+    files = sorted({f for r in data["results"] for f in r.get("rule_files_in_blocks", {})})
+    if files:
+        print("\nprompts blocked, by rule file of the matched rules (a prompt can count in several files):")
+        print_table(["rule file"] + [f"{r['config']}-PL{r['paranoia_level']}" for r in data["results"]],
+                    [[f] + [r.get("rule_files_in_blocks", {}).get(f, 0) for r in data["results"]] for f in files])
     for r in data["results"]:
         if r["rules_in_blocks"]:
             top = ", ".join(f"{k}:{v}" for k, v in list(r["rules_in_blocks"].items())[:12])
             print(f"  {r['config']} PL{r['paranoia_level']} rules in blocks: {top}")
+        if r.get("log_errors"):
+            print(f"  {r['config']} PL{r['paranoia_level']} unreadable logs: {r['log_errors']}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_args(p)
+    args = p.parse_args()
+    data = run(args)
+    print_results(data)
     write_json(args.json_out, data)
 
 

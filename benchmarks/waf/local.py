@@ -4,7 +4,8 @@ Why a local instance: the false-positive and regression numbers must be measurab
 with the packages installed, without the lab's edge (and against the real edge with --base-url later).
 Each instance runs `nginx -p <tmp prefix> -c nginx.conf -g 'daemon off;'` with one worker, proxies to a
 backend server block in the same nginx (on a unix socket) that answers 200, and includes the same
-problem-pages snippet the edge includes.
+problem-pages snippet the edge includes, with the edge's own request-id `map` (read from
+edge/nginx.conf.j2, so a client X-Request-ID is the transaction id here exactly as on the edge).
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ from waf_rules.render import MODSEC_MODULE, render
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PORT_RANGE = range(18080, 18100)
+EDGE_TEMPLATE = REPO / "edge" / "nginx.conf.j2"
+_REQUEST_ID_MAP = re.compile(r"^[ \t]*map \$http_x_request_id \$edge_request_id \{.*?^[ \t]*\}[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def request_id_map(template: Path = EDGE_TEMPLATE) -> str:
+    """The edge's `map $http_x_request_id $edge_request_id {...}` block, verbatim (one copy of the rule)."""
+    m = _REQUEST_ID_MAP.search(template.read_text(encoding="utf-8"))
+    if not m or "{{" in m.group(0) or "{%" in m.group(0):
+        raise RuntimeError(f"no plain `map $http_x_request_id $edge_request_id` block in {template}")
+    return m.group(0)
+
 
 NGINX_CONF = """\
 # Rendered by benchmarks/waf/local.py: a throw-away WAF instance ({name}).
@@ -49,6 +61,7 @@ http {{
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
     server_tokens off;
+{request_id_map}
     server {{
         listen 127.0.0.1:{port} default_server;
         server_name localhost;
@@ -58,7 +71,7 @@ http {{
         modsecurity on;
         modsecurity_rules_file {main_conf};
         # Server-level headers, inherited by the WAF's problem page (as on the lab edge).
-        add_header X-Request-Id $request_id always;
+        add_header X-Request-Id $edge_request_id always;
         add_header Cache-Control "no-store" always;
         include {waf_dir}/nginx/problem-pages.conf;
         location / {{
@@ -199,6 +212,7 @@ def start_instance(
     conf = NGINX_CONF.format(
         name=name, module=MODSEC_MODULE, user_line=user_line, prefix=prefix, port=port,
         body_max=d["limits"]["body_max_bytes"], main_conf=main_conf, waf_dir=prefix / "waf",
+        request_id_map=request_id_map(),
     ).replace("    upstream_stub {}\n", BACKEND.format(prefix=prefix))
     (prefix / "nginx.conf").write_text(conf)
     test = subprocess.run([NGINX, "-t", "-q", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
@@ -233,6 +247,7 @@ def nginx_test_config(main_conf: Path, problem_pages: Path) -> subprocess.Comple
         conf.write_text(
             f"load_module {MODSEC_MODULE};\npid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\n"
             "events {}\nhttp {\n  access_log off;\n  client_body_temp_path " + str(prefix) + "/body;\n"
+            + request_id_map() + "\n"
             f"  server {{\n    listen 127.0.0.1:18099;\n    modsecurity on;\n"
             f"    modsecurity_rules_file {main_conf};\n    include {problem_pages};\n"
             "    location / { return 204; }\n  }\n}\n"
@@ -247,7 +262,7 @@ _LOG_UID = re.compile(r'\[unique_id "([^"]+)"\]')
 
 
 def rule_ids_by_request(inst: WafInstance) -> dict[str, list[str]]:
-    """Matched rule ids per transaction id (= $request_id, see nginx/problem-pages.conf) from error_log."""
+    """Matched rule ids per transaction id (= $edge_request_id, see nginx/problem-pages.conf) from error_log."""
     out: dict[str, list[str]] = {}
     log = inst.prefix / "logs" / "error.log"
     if not log.exists():

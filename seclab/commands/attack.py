@@ -8,7 +8,9 @@ restored in a `finally`, whatever happens. The switch lives in one function, `ed
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,6 +66,43 @@ def engine_line(conf_dir: Path) -> str:
 
 
 @contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise SystemExit in the body, so its `finally` runs (Python's default just dies).
+
+    Why: the edge must not be left in DetectionOnly because `timeout` or a closed terminal stopped the
+    demo (fail securely, OWASP ASVS 4.0.3 V1.4.1 / V7.4.1). Ctrl-C is already a KeyboardInterrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {sig: signal.signal(sig, _exit) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """No SIGINT/SIGTERM/SIGHUP while blocking mode is restored: a second Ctrl-C must not cut it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
 def edge_waf_mode(lab: Any, mode: str, conf_dir: Path | None = None, nginx_conf: Path = NGINX_CONF) -> Iterator[None]:
     """Run the body with the edge's WAF in `mode`; afterwards ALWAYS back to blocking (try/finally).
 
@@ -83,16 +122,18 @@ def edge_waf_mode(lab: Any, mode: str, conf_dir: Path | None = None, nginx_conf:
     overrides: dict[str, Any] = {"tmp_dir": deployed_setting(d, "SecTmpDir") or str(Path(lab.paths.data) / "waf")}
     audit_log = deployed_setting(d, "SecAuditLog") or str(Path(lab.paths.logs) / "modsec_audit.json")
     try:
-        render.render(lab, d, audit_log, mode_override=mode, **overrides)  # type: ignore[arg-type]
-        reload_edge(nginx_conf)
-        console.print(f"edge WAF switched to {mode} ({engine_line(d)})", highlight=False)
-        yield
+        with _terminate_as_exit():
+            render.render(lab, d, audit_log, mode_override=mode, **overrides)  # type: ignore[arg-type]
+            reload_edge(nginx_conf)
+            console.print(f"edge WAF switched to {mode} ({engine_line(d)})", highlight=False)
+            yield
     finally:
-        for path, data in snapshot.items():
-            path.write_bytes(data)
-        if engine_line(d) != "SecRuleEngine On":
-            render.render(lab, d, audit_log, mode_override="blocking", **overrides)
-        reload_edge(nginx_conf)
+        with _uninterrupted():
+            for path, data in snapshot.items():
+                path.write_bytes(data)
+            if engine_line(d) != "SecRuleEngine On":
+                render.render(lab, d, audit_log, mode_override="blocking", **overrides)
+            reload_edge(nginx_conf)
         console.print(f"edge WAF restored to blocking ({engine_line(d)})", highlight=False)
 
 

@@ -74,13 +74,14 @@ def replay(
     redis_url: RedisOpt = None,
 ) -> None:
     """Re-enqueue dead letters; each entry is removed once the broker took its task."""
-    from app.worker.celery_app import celery_app
+    from app.worker.celery_app import make_publisher
     from app.worker.dlq import dlq_delete, dlq_list
 
     if not entry_ids and not all_:
         raise LabError("name entry ids or pass --all")
-    if redis_url:
-        celery_app.conf.broker_url = redis_url
+    # A publisher of its own (same broker and message format as the worker): the shared Celery app
+    # of app.worker is never reconfigured by a command.
+    publisher = make_publisher(redis_url)
 
     async def go(r: Any) -> tuple[int, list[str]]:
         wanted = set(entry_ids or [])
@@ -89,7 +90,7 @@ def replay(
             if not all_ and i not in wanted:
                 continue
             try:
-                await asyncio.to_thread(celery_app.send_task, e.task, args=[e.tenant, e.message_id], retry=False)
+                await asyncio.to_thread(publisher.send_task, e.task, args=[e.tenant, e.message_id], retry=False)
             except Exception as exc:  # noqa: BLE001 - kept in the stream and reported
                 failed.append(f"{i}: {type(exc).__name__}")
                 continue
@@ -97,7 +98,10 @@ def replay(
             done += 1
         return done, failed
 
-    done, failed = asyncio.run(_with_redis(redis_url, go))
+    try:
+        done, failed = asyncio.run(_with_redis(redis_url, go))
+    finally:
+        publisher.close()  # its broker connections
     typer.echo(f"replayed {done} entr{'y' if done == 1 else 'ies'}")
     if failed:
         raise LabError("not replayed (kept in the stream): " + ", ".join(failed))

@@ -17,9 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pki.ca import EnsureResult, ensure, revoke, rotate, status
-from pki.layout import DEFAULT_PRIVATE_GROUP
+from pki.layout import DEFAULT_PRIVATE_GROUP, Layout
 from pki.plan import build_plan
 from pki.reload import run_hooks
+from pki.reloader import Outcome, Reloader
+from pki.services import build_reload_plan
 from seclab import labdef
 
 app = typer.Typer(
@@ -36,8 +38,15 @@ ReloadOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--reload",
-        help="command run after certificates changed, e.g. 'nginx -s reload' or "
-        "'supervisorctl signal HUP app' (repeatable; no shell)",
+        help="extra command run after certificates changed and the default reloads ran "
+        "(repeatable; no shell)",
+    ),
+]
+NoReloadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-reload",
+        help="only write the files; services keep the old certificates until the next `./lab up`",
     ),
 ]
 GroupOpt = Annotated[
@@ -56,8 +65,41 @@ def _context(lab_file: Path | None, directory: Path | None) -> tuple[labdef.LabD
     return lab, directory or Path(lab.paths.pki)
 
 
-def _report(result: EnsureResult, reload: list[str] | None, as_json: bool) -> None:
+def _default_reloads(
+    result: EnsureResult, lab: labdef.LabDefinition, d: Path, revoked: list[str]
+) -> tuple[list[Outcome], str | None]:
+    """Run the reload plan (pki/services.py) for what changed; (outcomes, why nothing ran)."""
+    if not result.changed:
+        return [], None
+    if d.resolve() != Path(lab.paths.pki).resolve():
+        # Services read lab.paths.pki: reloading them for files elsewhere would prove nothing.
+        return [], f"services read {lab.paths.pki}, not {d}: no service reloaded"
+    plan = build_reload_plan(lab, build_plan(lab))
+    due = plan.due(result.issued, revoked=revoked, crl_updated=result.crl_updated)
+    if not due:
+        return [], "no running service loads the changed files at start (they are read per connection)"
+    return asyncio.run(Reloader(lab, Layout(d)).run(due)), None
+
+
+def _report(
+    result: EnsureResult,
+    reload: list[str] | None,
+    as_json: bool,
+    *,
+    lab: labdef.LabDefinition,
+    directory: Path,
+    no_reload: bool,
+    revoked: list[str] | None = None,
+) -> None:
     out = result.model_dump(mode="json")
+    outcomes, note = (
+        ([], "--no-reload: services keep the old certificates until `./lab up`")
+        if no_reload
+        else (_default_reloads(result, lab, directory, revoked or []))
+    )
+    out["services"] = [o.model_dump() for o in outcomes]
+    if note and result.changed:
+        out["services_note"] = note
     if result.changed and reload:
         out["reload"] = [h.model_dump() for h in asyncio.run(run_hooks(reload))]
     if as_json:
@@ -72,11 +114,18 @@ def _report(result: EnsureResult, reload: list[str] | None, as_json: bool) -> No
         if result.owners_skipped:
             skipped = ", ".join(result.owners_skipped)
             typer.echo(f"owners absent on this host (keys left with the current user): {skipped}")
+        for o in outcomes:
+            state = "skipped" if o.skipped else ("reloaded" if o.ok else "FAILED")
+            typer.echo(f"{state} {o.service} (program {o.program}) by {o.how} [{o.seconds}s]: {o.detail}")
+        if note and result.changed:
+            typer.echo(note)
         for hook in out.get("reload", []):
             typer.echo(f"reload `{hook['command']}` -> {hook['returncode']}")
-    if any(h["returncode"] != 0 for h in out.get("reload", [])):
+    failed = [o.service for o in outcomes if not o.ok and not o.skipped]
+    if failed or any(h["returncode"] != 0 for h in out.get("reload", [])):
         # The new files are in place; a failed reload means a service still serves the old ones.
-        typer.echo("a reload hook failed: services may still use the previous certificates", err=True)
+        what = ", ".join(failed) or "a --reload hook"
+        typer.echo(f"reload failed ({what}): services may still use the previous certificates", err=True)
         raise typer.Exit(3)
 
 
@@ -85,12 +134,14 @@ def init_cmd(
     lab_file: LabOpt = None,
     directory: DirOpt = None,
     reload: ReloadOpt = None,
+    no_reload: NoReloadOpt = False,
     private_group: GroupOpt = DEFAULT_PRIVATE_GROUP,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or complete the PKI for the lab definition (idempotent: issues only what is missing or due)."""
     lab, d = _context(lab_file, directory)
-    _report(ensure(build_plan(lab), d, private_group=private_group or None), reload, as_json)
+    result = ensure(build_plan(lab), d, private_group=private_group or None)
+    _report(result, reload, as_json, lab=lab, directory=d, no_reload=no_reload)
 
 
 @app.command("status")
@@ -144,11 +195,16 @@ def rotate_cmd(
     lab_file: LabOpt = None,
     directory: DirOpt = None,
     reload: ReloadOpt = None,
+    no_reload: NoReloadOpt = False,
     revoke_old: Annotated[bool, typer.Option("--revoke-old", help="put replaced certs on the CRL")] = False,
     private_group: GroupOpt = DEFAULT_PRIVATE_GROUP,
     as_json: JsonOpt = False,
 ) -> None:
-    """Issue new keys and certificates now, then run the --reload hooks so services pick them up."""
+    """Issue new keys and certificates now, then reload the services that use them (pki/services.py).
+
+    Every reload is graceful; a service counts as reloaded once its listener presents the new
+    certificate. Exits 3 when one did not; `--no-reload` leaves that to the next `./lab up`.
+    """
     lab, d = _context(lab_file, directory)
     try:
         result = rotate(
@@ -157,7 +213,16 @@ def rotate_cmd(
     except KeyError as exc:
         typer.echo(str(exc.args[0]), err=True)
         raise typer.Exit(2) from None
-    _report(result, reload, as_json)
+    wanted = list(names) if names else build_plan(lab).names()
+    _report(
+        result,
+        reload,
+        as_json,
+        lab=lab,
+        directory=d,
+        no_reload=no_reload,
+        revoked=wanted if revoke_old else [],
+    )
 
 
 @app.command("revoke")
@@ -168,12 +233,14 @@ def revoke_cmd(
     lab_file: LabOpt = None,
     directory: DirOpt = None,
     reload: ReloadOpt = None,
+    no_reload: NoReloadOpt = False,
     private_group: GroupOpt = DEFAULT_PRIVATE_GROUP,
     as_json: JsonOpt = False,
 ) -> None:
     """Add the current certificate of NAME to the intermediate's CRL (crl/crl.pem).
 
-    Peers see it after their reload hook re-reads the CRL (nginx ssl_crl, PostgreSQL ssl_crl_file).
+    The CRL readers (nginx ssl_crl, PostgreSQL ssl_crl_file) reload; with --reissue, the holders of
+    NAME reload too, so connections authenticated with the revoked certificate are closed.
     """
     if reason not in REASONS:
         typer.echo(f"unknown reason {reason!r}; one of: {', '.join(REASONS)}", err=True)
@@ -191,4 +258,12 @@ def revoke_cmd(
     except (KeyError, FileNotFoundError) as exc:
         typer.echo(f"cannot revoke: {exc}", err=True)
         raise typer.Exit(2) from None
-    _report(result, reload, as_json)
+    _report(
+        result,
+        reload,
+        as_json,
+        lab=lab,
+        directory=d,
+        no_reload=no_reload,
+        revoked=[name] if reissue else [],
+    )

@@ -41,6 +41,7 @@ class Options:
     compliance_timeout_s: int = 900
     attacks: Path | None = None
     run_attacks: bool = False
+    attacks_detection_only: Path | None = None
     waf_fp: Path | None = None
     waf_crs: Path | None = None
     waf_base_url: str | None = None
@@ -122,6 +123,24 @@ def attacks_section(opts: Options) -> dict[str, Any]:
     return _read_file_section(opts, "attacks", path, inp.attacks_summary)
 
 
+def defence_demo_section(opts: Options) -> dict[str, Any]:
+    """Blocking and DetectionOnly attack runs side by side: what the inner layers still stop."""
+    path = opts.attacks_detection_only
+    if path is None:
+        return inp.not_run("defence_demo", "no `lab attack --edge detection-only --json` file given")
+    blocking = opts.attacks if opts.attacks is not None else opts.out / "attacks.json"
+    for p in (path, blocking):
+        if not p.exists():
+            return inp.not_run("defence_demo", f"{p} does not exist (both runs are needed)")
+    try:
+        data = inp.defence_demo_summary(inp.read_json(blocking), inp.read_json(path))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return inp.not_run("defence_demo", f"{path}: unreadable ({type(exc).__name__}: {exc})")
+    data["evidence"] = _evidence(opts, path, "attacks-detection-only.json")
+    data["blocking_evidence"] = _evidence(opts, blocking)
+    return data
+
+
 def _run_waf(opts: Options, module: str, name: str) -> Path | None:
     if not opts.waf_base_url:
         return None
@@ -155,9 +174,7 @@ def performance_section(opts: Options) -> dict[str, Any]:
         return inp.not_run("bench", str(exc))
     for r in data["rows"]:
         r["evidence"] = links[r["evidence"]]
-    targets = [r["p95_target_ms"] for r in data["rows"] if r.get("p95_target_ms")]
-    data["target_ms"] = targets[0] if targets else None
-    data["plot_svg"] = latency_svg(data["rows"], data["target_ms"])
+    data["plot_svg"] = latency_svg(data["rows"], data["target_ms"], max_users=data["max_users"])
     return data
 
 
@@ -216,6 +233,7 @@ def build(opts: Options) -> dict[str, Any]:
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "compliance": compliance_section(opts),
         "attacks": attacks_section(opts),
+        "defence_demo": defence_demo_section(opts),
         "waf": waf_section(opts),
         "performance": performance_section(opts),
         "tls": tls_section(opts),

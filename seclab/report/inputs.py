@@ -24,11 +24,11 @@ LAYERS = ("edge", "identity", "app", "data", "ai")
 COMMANDS = {
     "compliance": "./lab verify   (or: pytest tests/infra -m infra --junitxml compliance.junit.xml)",
     "attacks": "./lab attack --json attacks.json",
-    "waf_fp": "python -m benchmarks.waf.falsepositives --base-url https://localhost --ca-cert "
-              "/etc/seclab/pki/ca/ca-bundle.crt --json waf-fp.json",
-    "waf_crs": "python -m benchmarks.waf.crs_regression --base-url https://localhost --ca-cert "
-               "/etc/seclab/pki/ca/ca-bundle.crt --json waf-crs.json",
-    "bench": "./lab bench --users N --duration 60 --json bench-N.json   (one file per user count)",
+    "defence_demo": "flock /tmp/seclab-up.lock ./lab attack --edge detection-only --json attacks-detection-only.json"
+                    "   (with --attacks from a blocking run)",
+    "waf_fp": "./lab waf fp --levels 1,2 --json waf-fp.json   (the edge, with stock CRS locally beside it)",
+    "waf_crs": "./lab waf crs --levels 1,2 --json waf-crs.json",
+    "bench": "./lab bench --users 5,10,20 --duration 60 --json bench.json",
     "tls": "python -m benchmarks.tls.testssl --json testssl.json",
     "lynis": "lynis audit system --quick --no-colors --report-file lynis-report.dat",
     "identity": "./lab status --json",
@@ -147,46 +147,137 @@ def attacks_summary(data: Any) -> dict[str, Any]:
             "unexpected": sum(1 for r in rows if not r["as_expected"]), "target": target}
 
 
+# --- defence demo: the same attacks with the WAF blocking and in DetectionOnly -------------------------
+
+# What the pair of outcomes shows, in the order the report lists them.
+DEMO_KINDS = {
+    "waf-only": "only the WAF stopped it: with the WAF in DetectionOnly it got through",
+    "inner-layer": "the WAF stopped it first; without it an inner layer still stops it",
+    "edge-without-waf": "the edge stops it without the WAF (nginx limits, sizes, methods)",
+    "inner-both": "an inner layer stops it either way (not the WAF's)",
+    "not-stopped": "not stopped in either run",
+    "not-judged": "an error in one of the runs: not judged",
+    "one-run-only": "in one run only",
+}
+
+
+def _demo_kind(b: dict[str, Any] | None, d: dict[str, Any] | None) -> str:
+    if b is None or d is None:
+        return "one-run-only"
+    if "error" in (b.get("outcome"), d.get("outcome")):
+        return "not-judged"
+    b_stop, d_stop = b.get("outcome") == "stopped", d.get("outcome") == "stopped"
+    if b_stop and b.get("layer") == "edge":
+        if not d_stop:
+            return "waf-only"
+        return "edge-without-waf" if d.get("layer") == "edge" else "inner-layer"
+    if b_stop or d_stop:
+        return "inner-both"
+    return "not-stopped"
+
+
+def defence_demo_summary(blocking: Any, detection_only: Any) -> dict[str, Any]:
+    """Pair `lab attack` (WAF blocking) with `lab attack --edge detection-only` case by case."""
+    b_rows = {r["id"]: r for r in attacks_summary(blocking)["rows"]}
+    d_sum = attacks_summary(detection_only)
+    d_rows = {r["id"]: r for r in d_sum["rows"]}
+    mode = (d_sum.get("target") or {}).get("edge_mode")
+    if mode not in (None, "detection-only"):
+        raise ValueError(f"the detection-only file was run with the WAF {mode!r}, not detection-only")
+    order = list(DEMO_KINDS)
+    rows = []
+    for cid in list(b_rows) + [c for c in d_rows if c not in b_rows]:
+        b, d = b_rows.get(cid), d_rows.get(cid)
+        meta = b or d or {}
+        kind = _demo_kind(b, d)
+        rows.append({"id": cid, "title": meta.get("title", ""), "suite": meta.get("suite", ""), "refs": meta.get("refs", []),
+                     "blocking": {"outcome": b["outcome"], "layer": b["layer"]} if b else None,
+                     "detection_only": {"outcome": d["outcome"], "layer": d["layer"],
+                                        "problem_type": d["evidence"].get("problem_type"),
+                                        "status": d["evidence"].get("status")} if d else None,
+                     "kind": kind, "meaning": DEMO_KINDS[kind]})
+    rows.sort(key=lambda r: order.index(r["kind"]))
+    counts = {k: sum(1 for r in rows if r["kind"] == k) for k in order}
+    waf_stopped = counts["waf-only"] + counts["inner-layer"] + counts["edge-without-waf"]
+    return {"status": "ok", "rows": rows, "counts": counts, "kinds": DEMO_KINDS, "waf_stopped": waf_stopped,
+            "detection_only_by_layer": d_sum["by_layer"], "detection_only_target": d_sum["target"]}
+
+
 # --- WAF -----------------------------------------------------------------------------------------------
 
 def waf_fp_summary(data: dict[str, Any]) -> dict[str, Any]:
-    """benchmarks/waf/falsepositives.py JSON -> one row per config/paranoia level."""
+    """benchmarks/waf/falsepositives.py JSON -> one row per target/config/paranoia level."""
     rows = []
     for r in data.get("results", []):
         a, c = r.get("all", {}), r.get("code_heavy", {})
-        rows.append({"config": r.get("config"), "paranoia_level": r.get("paranoia_level"), "base_url": r.get("base_url"),
+        rows.append({"config": r.get("config"), "target": r.get("target", "local"),
+                     "paranoia_level": r.get("paranoia_level"), "base_url": r.get("base_url"),
                      "measured": a.get("measured"), "blocked": a.get("blocked_403"), "block_rate": a.get("block_rate"),
                      "code_measured": c.get("measured"), "code_blocked": c.get("blocked_403"),
                      "code_block_rate": c.get("block_rate"), "too_large": a.get("too_large_413"),
-                     "rules": r.get("rules_in_blocks", {})})
+                     "retried_429": r.get("retried_429", 0), "rules": r.get("rules_in_blocks", {}),
+                     "rule_files": r.get("rule_files_in_blocks", {})})
     return {"status": "ok", "prompts": data.get("unique_prompts"), "corpus": data.get("corpus"), "rows": rows}
 
 
 def waf_crs_summary(data: dict[str, Any]) -> dict[str, Any]:
-    """benchmarks/waf/crs_regression.py JSON -> detection rate per config/paranoia level."""
-    rows = [{"config": r.get("config"), "paranoia_level": r.get("paranoia_level"), "stages": r.get("stages"),
-             "sent": r.get("sent"), "blocked": r.get("blocked"), "block_rate": r.get("block_rate"),
-             "no_answer": r.get("no_answer"), "skipped": r.get("skipped")} for r in data.get("results", [])]
-    return {"status": "ok", "tests": data.get("tests"), "left_out": data.get("left_out", {}), "rows": rows}
+    """benchmarks/waf/crs_regression.py JSON -> detection rate per target/config/level, and per rule file."""
+    results = data.get("results", [])
+    rows = [{"config": r.get("config"), "target": r.get("target", "local"), "paranoia_level": r.get("paranoia_level"),
+             "stages": r.get("stages"), "sent": r.get("sent"), "blocked": r.get("blocked"),
+             "block_rate": r.get("block_rate"), "expected_rule_logged": r.get("expected_rule_logged"),
+             "edge_refused": r.get("edge_refused"), "rate_limited": r.get("rate_limited"),
+             "no_answer": r.get("no_answer"), "skipped": r.get("skipped")} for r in results]
+    columns = [f"{r.get('config')} PL{r.get('paranoia_level')}" for r in results]
+    files = sorted({f for r in results for f in (r.get("per_file") or {})})
+    per_file = [{"file": f,
+                 "stages": max((r.get("per_file") or {}).get(f, {}).get("stages", 0) for r in results),
+                 "blocked": [(r.get("per_file") or {}).get(f, {}).get("blocked") for r in results]} for f in files]
+    return {"status": "ok", "tests": data.get("tests"), "left_out": data.get("left_out", {}), "mount": data.get("mount"),
+            "sample": data.get("sample"), "rows": rows, "columns": columns, "per_file": per_file}
 
 
 # --- performance ---------------------------------------------------------------------------------------
 
-BENCH_KEYS = ("users", "duration_s", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "p95_target_ms", "meets_target")
+BENCH_KEYS = ("users", "duration_s", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "p95_target_ms",
+              "meets_target", "error_types", "sessions", "verdict", "login_failures")
 
 
 def bench_summary(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """`lab bench --json` summaries (benchmarks/runner.py), one per user count, sorted by users."""
-    rows = []
+    """`lab bench --json` files (benchmarks/runner.py) -> one row per user-count step, sorted by users,
+    and the maximum users held with what limited it (benchmarks/analysis.py: the same rules as the run).
+
+    A file is either a stepped run (`steps: [...]`) or an older single-run summary (`users` at the top).
+    """
+    from benchmarks import analysis
+
+    rows: list[dict[str, Any]] = []
+    target = max_err = min_users = None
     for name, d in runs:
-        missing = [k for k in ("users", "p50_ms", "p95_ms") if k not in d]
-        if missing:
-            raise ValueError(f"{name}: not a lab bench summary (missing {missing})")
-        row = {k: d.get(k) for k in BENCH_KEYS}
-        row["evidence"] = name
-        rows.append(row)
+        steps: list[dict[str, Any]] = d["steps"] if isinstance(d.get("steps"), list) else [d]
+        target = target or d.get("p95_target_ms")
+        max_err = d.get("max_error_rate", max_err)
+        min_users = d.get("min_users", min_users)
+        for st in steps:
+            missing = [k for k in ("users", "p50_ms", "p95_ms") if k not in st]
+            if missing:
+                raise ValueError(f"{name}: not a lab bench summary (missing {missing})")
+            row = {k: st.get(k) for k in BENCH_KEYS}
+            row["error_types"] = row["error_types"] or []
+            row["evidence"] = name
+            target = target or st.get("p95_target_ms")
+            rows.append(row)
     rows.sort(key=lambda r: (r["users"], r["evidence"]))
-    return {"status": "ok", "rows": rows}
+    if target is None:
+        raise ValueError("no p95 target in the bench files")
+    concl = analysis.summarise(rows, p95_target_ms=float(target), max_error_rate=float(max_err or 0.0),
+                               min_users=int(min_users or 1))
+    for r in rows:
+        r["p95_target_ms"] = target
+    head = next((d for _, d in runs if d.get("steps")), {})
+    return {"status": "ok", "rows": rows, "target_ms": target, "max_error_rate": max_err or 0.0,
+            "think_s": head.get("think_s"), "spawn_rate": head.get("spawn_rate"), "accounts": head.get("accounts", []),
+            **concl}
 
 
 # --- TLS (testssl.sh) ------------------------------------------------------------------------------------

@@ -23,8 +23,10 @@ def _nice_max(v: float) -> float:
     return float(10 * p)
 
 
-def latency_svg(rows: list[dict[str, Any]], target_ms: float | None = None, width: int = 640, height: int = 320) -> str:
-    """A line chart of the latency percentiles per user count; a dashed line marks the p95 target."""
+def latency_svg(rows: list[dict[str, Any]], target_ms: float | None = None, width: int = 640, height: int = 320,
+                max_users: int | None = None) -> str:
+    """A line chart of the latency percentiles per user count; a dashed line marks the p95 target, a
+    dotted vertical line the maximum users held, and a step that missed the target is ringed in red."""
     pts = [r for r in rows if isinstance(r.get("users"), (int, float))]
     if not pts:
         return ""
@@ -58,6 +60,14 @@ def latency_svg(rows: list[dict[str, Any]], target_ms: float | None = None, widt
                    f'stroke="#555" stroke-dasharray="6 4"/>')
         out.append(f'<text x="{left + pw + 6}" y="{y(target_ms) + 4:.1f}" font-size="11" fill="#555">'
                    f'p95 target {target_ms:g}</text>')
+    if max_users is not None and max_users in users:
+        out.append(f'<line x1="{x(max_users):.1f}" x2="{x(max_users):.1f}" y1="{top}" y2="{top + ph}" '
+                   f'stroke="#1f7a3a" stroke-width="1.5" stroke-dasharray="2 3"/>')
+        out.append(f'<text x="{x(max_users) + 4:.1f}" y="{top + 12}" font-size="11" fill="#1f7a3a">max held {max_users:g}</text>')
+    for r in pts:
+        if r.get("meets_target") is False and r.get("p95_ms") is not None:
+            out.append(f'<circle cx="{x(r["users"]):.1f}" cy="{y(float(r["p95_ms"])):.1f}" r="8" fill="none" '
+                       f'stroke="#b3261e" stroke-width="2"><title>missed at {r["users"]:g} users</title></circle>')
     for i, (key, label, colour) in enumerate(SERIES):
         series = sorted((r["users"], float(r[key])) for r in pts if r.get(key) is not None)
         if not series:

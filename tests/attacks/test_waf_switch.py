@@ -34,6 +34,25 @@ def test_switch_and_restore_even_on_error(deployed: tuple[object, Path, list[str
     assert {p: p.read_bytes() for p in conf.rglob("*") if p.is_file()} == before  # byte-for-byte, no drift
 
 
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_restore_on_termination_and_interrupt(deployed: tuple[object, Path, list[str]], how: str) -> None:
+    """`timeout`/kill (SIGTERM) and Ctrl-C both end the run with blocking restored."""
+    import os
+    import signal
+
+    lab, conf, reloads = deployed
+    before = signal.getsignal(signal.SIGTERM)
+    expected = SystemExit if how == "sigterm" else KeyboardInterrupt
+    with pytest.raises(expected), attack_cmd.edge_waf_mode(lab, "detection-only", conf_dir=conf):
+        if how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            raise KeyboardInterrupt
+    assert reloads == ["SecRuleEngine DetectionOnly", "SecRuleEngine On"]
+    assert attack_cmd.engine_line(conf) == "SecRuleEngine On"
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers put back
+
+
 def test_restore_renders_blocking_when_snapshot_was_not(deployed: tuple[object, Path, list[str]]) -> None:
     lab, conf, _ = deployed
     render.render(lab, conf, "/x.json", mode_override="detection-only")

@@ -109,6 +109,8 @@ def test_no_add_header_below_server_level(rendered: dict[str, str]) -> None:
         rendered["nginx.conf"]
         + rendered["snippets/seclab-problems.conf"]
         + rendered["snippets/seclab-proxy-app.conf"]
+        + rendered["snippets/seclab-problem-codes.conf"]
+        + rendered["snippets/seclab-flower.conf"]
     )
     https = conf.split("listen 443 ssl", 1)[1]
     assert not [x for x in directives(https) if x.startswith("add_header")]
@@ -222,5 +224,73 @@ def test_nginx_accepts_the_config_with_the_waf(tmp_path: Path, lab: LabDefinitio
         edge_waf_conf_dir=str(tmp_path / "waf"),
         edge_modules=[waf.MODSEC_MODULE],
     )
+    result = nginx_test(conf)
+    assert result.returncode == 0, result.stderr
+
+
+def test_flower_route_is_lab_admin_only_over_verified_tls(rendered: dict[str, str]) -> None:
+    conf = directives(rendered["nginx.conf"])
+    assert any(x.startswith("include /") and x.endswith("/snippets/seclab-flower.conf;") for x in conf)
+    assert "server 127.0.0.1:5555;" in conf
+    flower = rendered["snippets/seclab-flower.conf"]
+    # edge_conf_dir is the fixture's tmp dir: compare includes by their file name.
+    route = [re.sub(r"^include /\S+/snippets/", "include snippets/", x)
+             for x in directives(flower.split("location ^~ /flower/ {", 1)[1].split("\n}\n", 1)[0])]
+    for line in (
+        "auth_request /.seclab-auth/flower;",
+        "auth_request_set $edge_flower_auth $upstream_status;",
+        "include snippets/seclab-problem-codes.conf;",
+        "error_page 401 @edge_problem_unauthenticated;",
+        "error_page 403 @edge_flower_forbidden;",
+        "proxy_pass https://seclab_flower/flower/;",
+        'proxy_set_header Authorization "";',  # the admin's token never reaches Flower
+        "proxy_ssl_verify on;",
+        "proxy_ssl_name flower;",
+        "proxy_ssl_trusted_certificate /etc/seclab/pki/ca/ca-bundle.crt;",
+        "return 405;",
+    ):
+        assert line in route, line
+    # The Authorization clearing comes after the shared proxy headers, which must not set it again.
+    assert route.index('proxy_set_header Authorization "";') > route.index(
+        "include snippets/seclab-proxy-headers.conf;")
+    assert "Authorization" not in rendered["snippets/seclab-proxy-headers.conf"]
+    check = directives(flower.split("location = /.seclab-auth/flower {", 1)[1].split("\n}\n", 1)[0])
+    assert "internal;" in check and "proxy_pass https://seclab_app/api/v1/admin/flower-auth;" in check
+    assert any(x.endswith("/snippets/seclab-proxy-app.conf;") for x in check)  # mTLS to the app
+    assert "proxy_pass_request_body off;" in check
+    assert "location = /api/v1/admin/flower-auth {\n    return 404;" in flower
+
+
+def test_flower_route_methods_are_read_only(rendered: dict[str, str]) -> None:
+    """The method filter of /flower/ as nginx will apply it (PCRE ~ Python re for this pattern)."""
+    flower = rendered["snippets/seclab-flower.conf"]
+    pattern = re.search(r'if \(\$edge_flower_call !~ "(.+)"\)', flower)
+    assert pattern is not None
+    allowed = re.compile(pattern.group(1))
+    assert allowed.search("GET:/flower/") and allowed.search("HEAD:/flower/tasks")
+    assert allowed.search("POST:/flower/tasks/datatable")
+    for call in ("POST:/flower/api/worker/shutdown/w", "POST:/flower/api/task/revoke/x", "PUT:/flower/",
+                 "DELETE:/flower/tasks", "POST:/flower/tasks/datatable/x", "POST:/flower/"):
+        assert not allowed.search(call), call
+
+
+def test_flower_problem_bodies(rendered: dict[str, str]) -> None:
+    flower = rendered["snippets/seclab-flower.conf"]
+    causes: dict[str, str] = {}
+    for code, body in re.findall(r"return (\d{3}) '(.*)\\n';", flower):
+        doc = json.loads(body.replace("$edge_request_id", "abc"))
+        assert doc["status"] == int(code) and set(doc) >= {"type", "title", "status", "detail", "request_id"}
+        causes[doc["type"].removeprefix("urn:seclab:problem:")] = body
+    assert set(causes) == {"unauthenticated", "forbidden", "waf-blocked"}
+    # The WAF's 403 under /flower/ is the WAF's own page, word for word.
+    waf_page = (TEMPLATE_DIR.parent / "waf_rules" / "nginx" / "problem-pages.conf").read_text()
+    assert re.search(r"return 403 '(.*)\\n';", waf_page).group(1) == causes["waf-blocked"]
+
+
+def test_flower_route_can_be_left_out(tmp_path: Path, lab: LabDefinition, pki_dir: Path) -> None:
+    """edge_flower_upstream "" (the Docker engine): no route, no upstream, a config nginx accepts."""
+    conf = render_edge(lab, tmp_path / "conf", pki_dir, edge_flower_upstream="")
+    text = conf.read_text()
+    assert "seclab_flower" not in text and "/flower/" not in text and "seclab-flower.conf" not in text
     result = nginx_test(conf)
     assert result.returncode == 0, result.stderr

@@ -110,6 +110,7 @@ def provisioned(lab: LabDefinition) -> Iterator[dict[str, object]]:
         "edge_worker_processes": 1,
         "edge_process_name": PROGRAM,
         "edge_stub_status_listen": "",
+        "edge_logrotate_file": str(rd / "logrotate-edge"),  # never the live lab's /etc/logrotate.d
     }
     vars_file = rd / "vars.json"
     vars_file.write_text(json.dumps(variables))

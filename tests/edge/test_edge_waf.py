@@ -95,3 +95,14 @@ def test_waf_block_carries_the_security_headers(client: httpx.Client) -> None:
     assert r.status_code == 403
     assert r.headers.get("strict-transport-security") == "max-age=63072000; includeSubDomains"
     assert r.headers.get("content-security-policy", "").startswith("default-src 'none'")
+
+
+def test_client_request_id_is_the_waf_transaction_id(client: httpx.Client, waf_edge: EdgeInstance) -> None:
+    """A boring client X-Request-ID is the id of the block everywhere: body, header, access and error log."""
+    rid = "client-corr-0001"
+    r = client.get("/api/v1/echo", params={"id": "1' OR '1'='1' UNION SELECT password FROM users--"},
+                   headers={"X-Request-ID": rid})
+    assert r.status_code == 403
+    assert r.json()["request_id"] == rid == r.headers["x-request-id"]
+    assert f'[unique_id "{rid}"]' in waf_edge.error_log.read_text(errors="replace")
+    assert f'"id":"{rid}"' in waf_edge.access_log.read_text(errors="replace")

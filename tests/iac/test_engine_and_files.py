@@ -83,7 +83,8 @@ def test_rendered_configs_come_from_the_shared_templates() -> None:
     assert "port 0" in redis and f"tls-port {lab.ports.redis}" in redis and "tls-auth-clients yes" in redis
     acl = render.redis_acl(lab, {u: "ab" * 32 for u in render.redis_acl_users(lab)})
     assert acl.startswith("user default off") and "#" + "ab" * 32 in acl
-    assert set(render.redis_acl_users(lab)) == {"seclab_app", "seclab_worker", "seclab_exporter"}
+    # seclab_tls_reload: CONFIG SET of the tls-* files for `lab pki rotate` (pki/services.py).
+    assert set(render.redis_acl_users(lab)) == {"seclab_app", "seclab_worker", "seclab_exporter", "seclab_tls_reload"}
     mon = render.monitoring_files(lab)
     assert f"app:{lab.ports.app}" in mon["prometheus.yml"] and "rules/seclab.yml" in mon
     sql = render.pg_init_sh(lab)

@@ -7,19 +7,17 @@ them belongs to one role.
 
 from __future__ import annotations
 
-import os
-
-import ipaddress
-import re
 from typing import Any
 
 import pytest
 
+from tests.infra import net_checks
 from tests.infra.conftest import (
     PENDING_EDGE,
     PENDING_IDP,
     PENDING_MONITORING,
     PENDING_PKI,
+    load_waivers,
     pending,
     sh,
 )
@@ -75,39 +73,24 @@ def test_keys_03_directories(request: pytest.FixtureRequest, host: Any, lab: Any
     assert not bad, f"directories not 0700/0710: {bad}"
 
 
-def listeners(host: Any) -> list[tuple[str, int, str]]:
-    """TCP listeners from `ss -Htlnp`: (address, port, process names or '?' when ss cannot tell)."""
-    out = []
-    for line in host.run("ss -Htlnp").stdout.splitlines():
-        cols = line.split()
-        if len(cols) < 4:
-            continue
-        addr, port = cols[3].rsplit(":", 1)
-        procs = ",".join(sorted(set(re.findall(r'\("([^"]+)"', line)))) or "?"
-        out.append((addr.strip("[]").split("%")[0], int(port), procs))
-    return out
-
-
-def _loopback(addr: str) -> bool:
-    if addr in ("*", "0.0.0.0", "::"):
-        return False
-    try:
-        return ipaddress.ip_address(addr).is_loopback
-    except ValueError:
-        return False
+def _proc_text(host: Any, pid: int, name: str) -> str | None:
+    """/proc/<pid>/<name> as text (NULs as spaces), None when it cannot be read."""
+    out = host.run(sh("cat", f"/proc/{pid}/{name}"))
+    return out.stdout.replace("\0", " ").strip() if out.rc == 0 else None
 
 
 def test_net_01_only_edge_beyond_loopback(host: Any, lab: Any) -> None:
     """Nothing but the edge (nginx on ports.edge_https / edge_http) listens on a non-loopback address
-    (ARCHITECTURE.md; ASVS 4.0.3 V1.4.1). Any other listener is a finding, whoever owns it."""
+    (ARCHITECTURE.md; ASVS 4.0.3 V1.4.1). Any other listener is a finding, whoever owns it, unless
+    waivers.yml names it as a platform listener and it matches on address, port, process and PID."""
     edge_ports = {lab.ports.edge_https, lab.ports.edge_http}
-    # Listeners of the hosting platform that the lab does not own (e.g. a VM agent), named by the operator
-    # on the command line; never the lab's own ports.
-    ignored = {int(p) for p in os.environ.get("SECLAB_VERIFY_IGNORE_PORTS", "").split(",") if p.strip().isdigit()}
-    ignored -= set(lab.ports.model_dump().values())
-    exposed = [(a, p, n) for a, p, n in listeners(host) if not _loopback(a) and p not in ignored]
-    bad = [f"{a}:{p} ({n})" for a, p, n in exposed if not (p in edge_ports and n == "nginx")]
-    assert not bad, f"listening beyond loopback: {bad}"
+    found = net_checks.parse_ss(host.run("ss -Htlnp").stdout)
+    assert found, "ss listed no TCP listener at all"
+    bad, _waived = net_checks.exposed(
+        found, edge_ports, net_checks.listener_waivers(load_waivers()),
+        comm=lambda pid: _proc_text(host, pid, "comm"), cmdline=lambda pid: _proc_text(host, pid, "cmdline"),
+        lab_ports=lab.ports.model_dump().values())
+    assert not bad, f"listening beyond loopback: {bad} (a platform listener needs a net-01 waiver in waivers.yml)"
 
 
 # Programs each issue adds, and the issue to name while it is not provisioned on this host.

@@ -164,12 +164,12 @@ class InProcessWorker:
 
 
 @pytest.fixture(scope="session")
-async def reply_store(settings: Settings, lab: LabDefinition, synced: list[str]) -> AsyncIterator[Any]:
+async def reply_store(settings: Settings, synced: list[str]) -> AsyncIterator[Any]:
     from app.crud.worker import PgReplyStore, create_pool
 
     pool = await create_pool(settings)
     try:
-        yield PgReplyStore(pool, lambda: lab.tenant_names())
+        yield PgReplyStore(pool)  # the production default: every tenant the database knows
     finally:
         await pool.close()
 

@@ -1,4 +1,5 @@
-"""Tenant lifecycle through the lab-admin API and the admin CLI: create works, delete leaves nothing."""
+"""Tenant lifecycle through the lab-admin API and the admin CLI: create works, delete leaves nothing,
+and the worker's sweeper serves tenants created after provisioning."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.integration.conftest import auth
+from app.core.config import Settings
+from app.db import tenancy
+from seclab.labdef import LabDefinition
+from tests.integration.conftest import InProcessWorker, auth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +71,18 @@ async def test_admin_routes_need_lab_admin(client: httpx.AsyncClient, users: dic
     assert r.status_code == 422
 
 
+async def test_flower_access_check_is_204_for_lab_admin_only(client: httpx.AsyncClient, users: dict) -> None:
+    """The route the edge's auth_request asks before every /flower/ request (edge/snippets/seclab-flower.conf.j2)."""
+    r = await client.get("/api/v1/admin/flower-auth", headers=auth(users, "admin"))
+    assert r.status_code == 204 and r.content == b""
+    for who in ("alice", "carol", "notenant"):
+        r = await client.get("/api/v1/admin/flower-auth", headers=auth(users, who))
+        assert r.status_code == 403 and r.json()["type"] == "urn:seclab:problem:forbidden", who
+    r = await client.get("/api/v1/admin/flower-auth")
+    assert r.status_code == 401 and r.json()["type"] == "urn:seclab:problem:unauthenticated"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+
 def _cli(*args: str) -> dict[str, Any]:
     p = subprocess.run([sys.executable, "-m", "app.db.admin", *args], check=False, cwd=ROOT, env=dict(os.environ),
                        capture_output=True, text=True, timeout=120)
@@ -84,3 +100,39 @@ async def test_cli_is_idempotent(owner: asyncpg.Connection, synced: list[str]) -
     assert (await asyncio.to_thread(_cli, "delete-tenant", name))["changed"] is True
     assert (await asyncio.to_thread(_cli, "delete-tenant", name))["changed"] is False
     assert await leftovers(owner, name) == {"role": 0, "schema": 0, "membership": 0, "registry": 0, "acl": 0}
+
+
+async def test_sweeper_visits_a_tenant_created_outside_lab_yml(
+    client: httpx.AsyncClient, worker: InProcessWorker, owner: asyncpg.Connection, settings: Settings,
+    lab: LabDefinition, make_token: Any, synced: list[str],
+) -> None:
+    """The production store (`make_reply_store`, what the worker runs) finds a pending message of a tenant
+    that lab.yml does not name, created the way the admin CLI and API do it; deleted, it is gone."""
+    from app.crud.worker import make_reply_store
+
+    name = f"zs{uuid.uuid4().hex[:8]}"
+    assert name not in lab.tenant_names()
+    await tenancy.create_tenant(owner, name, "test", settings.db_user)
+    store = await make_reply_store(settings)
+    try:
+        h = {"Authorization": f"Bearer {make_token('zsweep', ['user'], name)}"}
+        r = await client.post("/api/v1/conversations", json={"title": "swept"}, headers=h)
+        assert r.status_code == 201, r.text
+        worker.mode = "drop"  # the broker is down: the message stays pending for the sweeper
+        r = await client.post(f"/api/v1/conversations/{r.json()['id']}/messages", json={"content": "hello"},
+                              headers=h)
+        assert r.status_code == 202 and r.json()["message"]["status"] == "pending", r.text
+        mid = uuid.UUID(r.json()["message"]["id"])
+
+        known = await store.known_tenants()
+        assert name in known and set(lab.tenant_names()) <= set(known)
+        registry = {row["name"] for row in await owner.fetch("SELECT name FROM lab.tenants")}
+        assert registry <= set(known), "a registered tenant the sweeper would not visit"
+        assert (name, mid) in await store.stale_pending(0, 10000)
+    finally:
+        await tenancy.delete_tenant(owner, name, "test", settings.db_user)
+    try:
+        assert name not in await store.known_tenants()
+        assert all(t != name for t, _ in await store.stale_pending(0, 10000))
+    finally:
+        await store.close()

@@ -131,13 +131,16 @@ def test_redis_acl_has_no_default_user_and_no_clear_passwords(rendered: Path) ->
     default = [ln for ln in users if ln.split()[1] == "default"]
     assert len(default) == 1 and " off " in default[0] and "-@all" in default[0]
     others = [ln for ln in users if ln.split()[1] != "default"]
-    assert {ln.split()[1] for ln in others} == {"seclab_app", "seclab_worker", "seclab_exporter"}
+    assert {ln.split()[1] for ln in others} == {"seclab_app", "seclab_worker", "seclab_exporter", "seclab_tls_reload"}
     for ln in others:
         tokens = ln.split()
         assert not any(t.startswith(">") for t in tokens), "clear-text password in the ACL file"
         assert any(re.fullmatch(r"#[0-9a-f]{64}", t) for t in tokens), ln
         assert "-@all" in tokens and "+@all" not in tokens and "allkeys" not in tokens and "~*" not in tokens, ln
         assert "+@admin" not in tokens, ln
+    # The TLS reloader may CONFIG SET (Redis ACLs cannot narrow it to tls-*) and nothing else.
+    reload_user = next(ln.split() for ln in others if ln.split()[1] == "seclab_tls_reload")
+    assert [t for t in reload_user if t.startswith(("+", "~", "&", "%"))] == ["+config|set"], reload_user
     app = next(ln for ln in others if ln.split()[1] == "seclab_app").split()
     assert "~seclab:*" in app and "-@dangerous" in app
 

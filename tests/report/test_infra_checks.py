@@ -93,3 +93,61 @@ def test_catalog_consistent() -> None:
     for cid, meta in controls.items():
         if not meta.get("retired"):
             assert f"def test_{cid.replace('-', '_')}_" in names, f"{cid} has no test"
+
+
+# --- net-01: platform listener waivers match strictly -------------------------------------------------
+
+SS = """\
+LISTEN 0 511 0.0.0.0:443 0.0.0.0:* users:(("nginx",pid=1599,fd=10),("nginx",pid=1529,fd=10))
+LISTEN 0 511 [::]:80 [::]:* users:(("nginx",pid=1599,fd=9))
+LISTEN 0 2048 127.0.0.1:8000 0.0.0.0:* users:(("uvicorn",pid=1527,fd=3))
+LISTEN 0 128 0.0.0.0:2024 0.0.0.0:*
+"""
+AGENT_ARGS = "/process_api --firecracker-init --addr 0.0.0.0:2024 --listen-vsock-port 2024"
+
+
+def _net01(ss: str, *, comm: dict[int, str] | None = None, cmdline: dict[int, str] | None = None,
+           listener: dict | None = None) -> tuple[list[str], list[str]]:
+    from tests.infra import net_checks as nc
+
+    waivers = nc.listener_waivers(load_catalog()[1])
+    if listener is not None:
+        waivers = [{"control": "net-01", "listener": listener}]
+    comm = {1: "process_api"} if comm is None else comm
+    cmdline = {1: AGENT_ARGS} if cmdline is None else cmdline
+    lab = load(REPO / "lab.yml")
+    return nc.exposed(nc.parse_ss(ss), {lab.ports.edge_https, lab.ports.edge_http}, waivers,
+                      comm=comm.get, cmdline=cmdline.get, lab_ports=lab.ports.model_dump().values())
+
+
+def test_net01_waiver_in_catalog_matches_the_platform_agent() -> None:
+    bad, waived = _net01(SS)
+    assert bad == [] and waived == ["0.0.0.0:2024 (?)"]
+
+
+@pytest.mark.parametrize(("what", "kwargs", "ss"), [
+    ("another process name at PID 1", {"comm": {1: "sshd"}}, SS),
+    ("PID 1 does not declare the address", {"cmdline": {1: "/process_api --addr 0.0.0.0:2025"}}, SS),
+    ("PID 1 unreadable", {"comm": {}, "cmdline": {}}, SS),
+    ("the agent's name on another port", {}, SS.replace("0.0.0.0:2024", "0.0.0.0:2025")),
+    ("another address", {}, SS.replace("0.0.0.0:2024 ", "192.0.2.7:2024 ")),
+    ("ss names another owner", {}, SS.replace('0.0.0.0:2024 0.0.0.0:*',
+                                               '0.0.0.0:2024 0.0.0.0:* users:(("python3",pid=4242,fd=3))')),
+    ("the right name with another PID", {}, SS.replace('0.0.0.0:2024 0.0.0.0:*',
+                                                        '0.0.0.0:2024 0.0.0.0:* users:(("process_api",pid=77,fd=3))')),
+])
+def test_net01_waiver_is_strict(what: str, kwargs: dict, ss: str) -> None:
+    bad, waived = _net01(ss, **kwargs)
+    assert bad and not waived, what
+
+
+def test_net01_other_listeners_still_fail() -> None:
+    """Waiver or not: the app on 0.0.0.0, or nginx on a non-edge port, is a finding."""
+    ss = SS + 'LISTEN 0 2048 0.0.0.0:8000 0.0.0.0:* users:(("uvicorn",pid=1527,fd=3))\n' \
+              'LISTEN 0 511 0.0.0.0:8443 0.0.0.0:* users:(("nginx",pid=1599,fd=12))\n'
+    bad, _ = _net01(ss)
+    assert bad == ["0.0.0.0:8000 (uvicorn)", "0.0.0.0:8443 (nginx)"]
+    # A waiver naming a lab port never applies, even when everything else matches.
+    bad, waived = _net01("LISTEN 0 128 0.0.0.0:8000 0.0.0.0:*\n", cmdline={1: "/process_api --addr 0.0.0.0:8000"},
+                         listener={"address": "0.0.0.0", "port": 8000, "process": "process_api", "pid": 1})
+    assert bad == ["0.0.0.0:8000 (?)"] and not waived

@@ -30,8 +30,8 @@ STAND_IN_STATUS = {
 def full_options(out: Path, **extra: Any) -> Options:
     return Options(
         out=out, compliance_junit=DATA / "compliance.junit.xml", run_compliance=False,
-        attacks=DATA / "attacks.json", waf_fp=DATA / "waf-fp.json", waf_crs=DATA / "waf-crs.json",
-        bench=[DATA / "bench-20.json", DATA / "bench-5.json", DATA / "bench-50.json"],
+        attacks=DATA / "attacks.json", attacks_detection_only=DATA / "attacks-detection-only.json",
+        waf_fp=DATA / "waf-fp.json", waf_crs=DATA / "waf-crs.json", bench=[DATA / "bench-steps.json"],
         testssl=DATA / "testssl.json", lynis_report=DATA / "lynis-report.dat", run_lynis=False,
         identity=STAND_IN_STATUS, **extra,
     )
@@ -47,7 +47,8 @@ def test_outputs_written(built: tuple[Path, dict[str, Any]]) -> None:
     out, _ = built
     for name in ("index.html", "report.json", "report.junit.xml", "compliance.junit.xml"):
         assert (out / name).is_file(), name
-    for name in ("attacks.json", "waf-fp.json", "waf-crs.json", "bench-5.json", "testssl.json", "lynis-report.dat"):
+    for name in ("attacks.json", "attacks-detection-only.json", "waf-fp.json", "waf-crs.json", "bench-steps.json",
+                 "testssl.json", "lynis-report.dat"):
         assert (out / "evidence" / name).is_file(), f"evidence/{name} not copied"
 
 
@@ -74,7 +75,7 @@ def test_json_other_sections(built: tuple[Path, dict[str, Any]]) -> None:
     assert a["counts"] == {"stopped": 2, "succeeded": 1, "error": 0}
     assert a["by_layer"] == {"edge": 1, "identity": 0, "app": 0, "data": 1, "ai": 0}
     assert a["unexpected"] == 1
-    assert [r["users"] for r in d["performance"]["rows"]] == [5, 20, 50]
+    assert [r["users"] for r in d["performance"]["rows"]] == [5, 10, 20]
     assert d["waf"]["falsepositives"]["rows"][1]["block_rate"] == 0.0075
     assert d["waf"]["detection"]["rows"][0]["block_rate"] == 0.7933
     assert d["tls"]["open_findings"] == 0
@@ -98,7 +99,7 @@ def test_html_contents(built: tuple[Path, dict[str, Any]]) -> None:
     assert re.findall(r'<td class="(cell[^"]*)"', row)[-1] == "cell-miss"
     # Performance: table rows and an inline SVG with the three series and the target line.
     assert html.count("<polyline") == 3 and "p95 target 500" in html
-    assert 'href="evidence/bench-50.json"' in html and 'href="evidence/compliance.junit.xml"' in html
+    assert 'href="evidence/bench-steps.json"' in html and 'href="evidence/compliance.junit.xml"' in html
 
 
 def test_html_is_csp_strict(built: tuple[Path, dict[str, Any]]) -> None:
@@ -127,12 +128,12 @@ def test_combined_junit(built: tuple[Path, dict[str, Any]]) -> None:
 def test_missing_inputs_are_not_run(tmp_path: Path) -> None:
     """Nothing given, nothing run: every section says NOT RUN with its command, and no figure appears."""
     data = build(Options(out=tmp_path, run_compliance=False, run_lynis=False, collect_identity=False))
-    for key in ("compliance", "attacks", "performance", "tls", "lynis", "identity"):
+    for key in ("compliance", "attacks", "defence_demo", "performance", "tls", "lynis", "identity"):
         assert data[key]["status"] == "not run", key
         assert data[key]["command"], key
     assert data["waf"]["falsepositives"]["status"] == data["waf"]["detection"]["status"] == "not run"
     html = (tmp_path / "index.html").read_text()
-    assert html.count("NOT RUN") == 8
+    assert html.count("NOT RUN") == 9
     assert "./lab attack --json attacks.json" in html and "lynis audit system --quick" in html
     assert "<polyline" not in html and "Hardening index" not in html
     root = ET.parse(tmp_path / "report.junit.xml").getroot()
@@ -153,3 +154,68 @@ def test_keycloak_is_not_called_stand_in(tmp_path: Path) -> None:
     build(Options(out=tmp_path, run_compliance=False, run_lynis=False, identity=status))
     html = (tmp_path / "index.html").read_text()
     assert "STAND-IN" not in html and "Identity provider: keycloak" in html
+
+
+def test_performance_steps_and_max_users(built: tuple[Path, dict[str, Any]]) -> None:
+    """A stepped bench file: per-step verdicts, the maximum held and the limit that stopped the next step."""
+    out, d = built
+    p = d["performance"]
+    assert [r["meets_target"] for r in p["rows"]] == [True, True, False]
+    assert (p["max_users"], p["meets_min_users"]) == (10, True)
+    lim = p["limited_by"]
+    assert (lim["users"], lim["by"], lim["security_limit"], lim["error"]["cause"]) == (20, "errors", True, "user-rate-limit")
+    html = (out / "index.html").read_text()
+    para = re.search(r'<p id="max-users">(.*?)</p>', html, re.DOTALL).group(1)
+    assert "<b class=\"pass\">10</b>" in para and "Limited at <b>20 users</b> by <b>errors</b>" in para
+    assert "app per-user rate limit" in para and "security limit of the lab" in para
+    assert "12 × 429 <code>urn:seclab:problem:rate-limited</code>" in html
+    assert "max held 10" in html and html.count('stroke="#b3261e" stroke-width="2"') == 1  # one missed step ringed
+    assert "alice@acme" in html and "bob@globex" in html
+
+
+def test_single_run_bench_files_still_read(tmp_path: Path) -> None:
+    """Older `lab bench --json` files (one run each) are rows too, judged by the same rules."""
+    data = build(Options(out=tmp_path, run_compliance=False, run_lynis=False, collect_identity=False,
+                         bench=[DATA / "bench-20.json", DATA / "bench-5.json", DATA / "bench-50.json"]))
+    p = data["performance"]
+    assert [r["users"] for r in p["rows"]] == [5, 20, 50]
+    assert [r["meets_target"] for r in p["rows"]] == [True, True, False]  # 50 users: 12 errors, p95 990 ms
+    assert (p["max_users"], p["limited_by"]["by"], p["limited_by"]["users"]) == (20, "errors", 50)
+    assert "p95 990 ms also above 500 ms" in p["limited_by"]["detail"]
+
+
+def test_defence_demo_section(built: tuple[Path, dict[str, Any]]) -> None:
+    out, d = built
+    dd = d["defence_demo"]
+    kinds = {r["id"]: r["kind"] for r in dd["rows"]}
+    assert kinds == {"A03-SQLI-MSG-01": "inner-layer", "API1-BOLA-READ-01": "inner-both", "LLM01-PI-01": "not-stopped"}
+    assert dd["waf_stopped"] == 1 and dd["counts"]["inner-layer"] == 1 and dd["counts"]["waf-only"] == 0
+    html = (out / "index.html").read_text()
+    row = re.search(r'<tr id="demo-A03-SQLI-MSG-01"[^>]*>(.*?)</tr>', html, re.DOTALL).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
+    assert "<b>edge</b>" in cells[1] and "<b>app</b>" in cells[2] and "urn:seclab:problem:validation" in cells[2]
+    assert "an inner layer still stops it" in cells[3]
+    assert 'href="evidence/attacks-detection-only.json"' in html
+
+
+def _result(cid: str, outcome: str, layer: str | None) -> dict[str, Any]:
+    return {"id": cid, "refs": ["CWE-89"], "outcome": outcome, "layer": layer, "evidence": {}, "suite": "s", "title": cid}
+
+
+def test_defence_demo_kinds() -> None:
+    from seclab.report.inputs import defence_demo_summary
+
+    blocking = {"target": {"edge_mode": "blocking"}, "results": [
+        _result("A-WAF", "stopped", "edge"), _result("A-INNER", "stopped", "edge"), _result("A-LIMIT", "stopped", "edge"),
+        _result("A-ERR", "stopped", "edge"), _result("A-ONLYB", "stopped", "app")]}
+    detection = {"target": {"edge_mode": "detection-only"}, "results": [
+        _result("A-WAF", "succeeded", None), _result("A-INNER", "stopped", "identity"), _result("A-LIMIT", "stopped", "edge"),
+        _result("A-ERR", "error", None)]}
+    s = defence_demo_summary(blocking, detection)
+    assert {r["id"]: r["kind"] for r in s["rows"]} == {
+        "A-WAF": "waf-only", "A-INNER": "inner-layer", "A-LIMIT": "edge-without-waf", "A-ERR": "not-judged",
+        "A-ONLYB": "one-run-only"}
+    assert s["rows"][0]["id"] == "A-WAF"  # what only the WAF stopped comes first
+    assert s["waf_stopped"] == 3
+    with pytest.raises(ValueError, match="not detection-only"):
+        defence_demo_summary(blocking, blocking)

@@ -24,7 +24,8 @@ def test_role_renders_what_render_py_renders(lab: Any, tmp_path: Path) -> None:
         pytest.skip("ansible-playbook is not installed")
     data = lab.model_dump(mode="json")
     data["paths"].update(etc=str(tmp_path / "etc"), logs=str(tmp_path / "logs"), data=str(tmp_path / "data"))
-    (tmp_path / "vars.json").write_text(json.dumps({"lab": data}))
+    # The logrotate file too goes to tmp: this play must not touch the live lab's /etc/logrotate.d.
+    (tmp_path / "vars.json").write_text(json.dumps({"lab": data, "waf_logrotate_file": str(tmp_path / "logrotate-waf")}))
     (tmp_path / "play.yml").write_text(
         "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
         f"  vars_files: [{tmp_path / 'vars.json'}]\n  roles: [waf]\n"
@@ -43,5 +44,7 @@ def test_role_renders_what_render_py_renders(lab: Any, tmp_path: Path) -> None:
         ours = (ref / name).read_text().splitlines()[1:]  # line 1: the "managed by" banner differs
         theirs = (tmp_path / "etc" / "waf" / name).read_text().splitlines()[1:]
         assert theirs == ours, name
+    rotate = (tmp_path / "logrotate-waf").read_text()
+    assert f"{tmp_path}/logs/waf/modsec_audit.json {{" in rotate and "copytruncate" in rotate
     snippet = tmp_path / "etc" / "waf" / "nginx" / "problem-pages.conf"
     assert snippet.read_text() == (ref / "nginx" / "problem-pages.conf").read_text()

@@ -17,7 +17,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from app.ai.guard.normalize import collapse_spaced, decode_payloads, normalize, strip_invisible
+from app.ai.guard.normalize import (
+    collapse_spaced,
+    decode_payloads,
+    decode_shifted,
+    decode_tag_chars,
+    normalize,
+    strip_invisible,
+)
 
 Strength = Literal["strong", "weak"]
 
@@ -57,7 +64,9 @@ RULES: tuple[Rule, ...] = (
        rf"\b{_IGNORE_VERB} (?:everything|all) (?:(?:that )?you(?:'ve| have)? (?:been|were) "
        rf"(?:told|instructed|taught)|(?:written |said )?(?:above|before))"),
     _r("ignore-previous-instructions", "strong",
-       r"\b(?:ignore|disregard) the (?:above|previous|preceding)\b|\bforget about that\b"),
+       r"\b(?:ignore|disregard) the (?:above|previous|preceding)\b(?! (?:lines?|rows?|columns?|commits?|steps?|"
+       r"errors?|warnings?|values?|fields?|files?|cells?|entry|entries|items?|pages?|elements?|words?|results?|"
+       r"outputs?|versions?|chapters?|sections?|paragraphs?|sentences?))|\bforget about that\b"),
     _r("ignore-previous-instructions-ml", "strong",
        r"(?<![\"“'‘])(?:(?:ignor[ae]|olvid[ae]|olvida|descart[ae])\w* (?:\w+ ){0,3}(?:las |tus |sus )?instrucciones"
        r"|(?:ignore[rz]?|oublie[rz]?) (?:\w+ ){0,3}(?:les |vos |tes )?(?:instructions|consignes)"
@@ -110,13 +119,15 @@ RULES: tuple[Rule, ...] = (
        r"|\b(?:you|it|he|she) (?:has|have) no (?:filters?|ethics|morals|limits|restrictions|boundaries)\b"),
     _r("authority-mode-switch", "strong",
        r"<\s*system mode\s*>|\bsystem mode activated\b|\b(?:maintenance|god|admin(?:istrator)?|"
-       r"override|sudo) mode\b|\b(?:administrator|admin|system|law enforcement) override\b"
+       r"override) mode\b|\b(?:administrator|admin|system|law enforcement) override\b"
        r"|\bi(?:'m| am) (?:your|the) (?:developer|creator|maintainer|administrator|admin|owner)\b"),
     # --- LLM07: system prompt leakage -------------------------------------------------------------
     _r("system-prompt-extraction", "strong",
        rf"\b(?:show|print|reveal|display|output|repeat|dump|tell|give|share|leak|disclose|encode|translate|"
-       rf"recite|write out|list|see|view|access|read|get|what (?:are|were|is|was)|what's)\b[^.?!\n]{{0,40}}?\b(?:your|the|my|this|its)?"
-       rf" ?{_SYS}[ _-]?{_SYS_OBJ}"),
+       rf"recite|write out|list|see|view|access|read|get|what (?:are|were|is|was)|what's)\b"
+       # "a (good) system prompt", "between ... system prompts", "its system prompt" talk *about* prompts
+       # (a student's question); "your/the system prompt" asks for this one.
+       rf"(?:(?!\ba\b|\ban\b|\bbetween\b)[^.?!\n]){{0,40}}?(?<!\bits )(?<!\btheir )\b(?:(?:your|the|my|this) )?{_SYS}[ _-]?{_SYS_OBJ}"),
     _r("system-prompt-extraction", "strong",
        r"\b(?:repeat|print|output|show|copy)\b[^.?!\n]{0,30}\b(?:the )?(?:text|words|everything|"
        r"conversation|instructions|prompt|message)s? (?:above|before this|so far|back to me)|"
@@ -136,6 +147,17 @@ RULES: tuple[Rule, ...] = (
        rf"\b(?:poem|haiku|story|song|riddle|limerick|acrostic) (?:about|on|using|with) (?:the|your|our) "
        rf"{_SECRET}\b|\b{_SECRET}\b[^.?!\n]{{0,20}}\b(?:in|into|as|using) (?:leetspeak|base64|hex|"
        rf"reverse|pig latin|morse)"),
+    _r("system-prompt-extraction-ml", "strong",
+       r"(?:mu[eé]stra|ens[eé]ña|revela|dime|escribe|repite)\w* (?:\w+ ){0,3}(?:tus|sus) (?:instrucciones (?:iniciales|"
+       r"originales|ocultas|del sistema)|reglas ocultas)|\bprompt del sistema\b"
+       r"|(?:montre|affiche|r[ée]v[èe]le|donne|r[ée]p[èe]te|[ée]cris)\w* (?:\w+ ){0,3}(?:tes|vos) (?:instructions|consignes) "
+       r"(?:initiales|originales|cach[ée]es|syst[èe]me)|\bprompt (?:du )?syst[èe]me\b"
+       r"|(?:zeig|gib|verrat|nenn|wiederhol)\w* (?:\w+ ){0,3}(?:deine|ihre|die) (?:\w+ )?(?:anweisungen|instruktionen|"
+       r"systemanweisungen)|\bsystem-?prompt\b[^.?!\n]{0,30}\b(?:aus|zeigen|verraten|wiederholen)\b"
+       r"|(?:mostra|rivela|ripeti|dimmi|scrivi)\w* (?:\w+ ){0,3}(?:le tue|tue|le sue) istruzioni|\bprompt di sistema\b"
+       r"|(?:mostre|revele|repita|diga|escreva)\w* (?:\w+ ){0,3}(?:as )?(?:suas|tuas) instru[cç][õo]es|\bprompt do sistema\b"
+       r"|(?:покажи|выведи|повтори|раскрой)\w* (?:\w+ ){0,3}(?:свои|твои|ваши|системн)"
+       r"|(?:显示|告诉我|输出|重复)(?:你的)?(?:系统提示|初始指令|系统指令)|システムプロンプトを(?:表示|教え|出力)"),
     _r("secret-extraction-ml", "strong",
        r"(?:cu[aá]l es|dame|dime|revela) (?:la |tu |su )?contraseña|(?:ihr|dein|das) passwort (?:geben|verraten|"
        r"sagen|nennen)|(?:quel est|donne-moi|r[ée]v[èe]le) (?:le |ton |votre )?mot de passe|"
@@ -154,6 +176,43 @@ RULES: tuple[Rule, ...] = (
        r"resume|content|task|question|code|table)\b[^.\n]{0,20}\b(?:and|et|und|y|e)\b"
        r"|<!--(?:(?!-->).){0,400}?\b(?:you must|you should|assistant|the ai|the model|respond with|"
        r"reply with|instead|state that|tell the user|print|output)\b"),
+    # Indirect injection: text meant for the assistant hides in a document the user asks about, and asks
+    # it to keep the user in the dark (LLM01 indirect prompt injection).
+    _r("hide-from-user", "weak",
+       r"\b(?:do not|don'?t|never|without) (?:tell|telling|inform|informing|mention|mentioning|alert|alerting|"
+       r"notify|notifying|reveal(?:ing)? (?:this|it) to) (?:this to )?the user\b"),
+    # Fabricated dialogue: the message writes the assistant's earlier answers itself (few-shot / fake
+    # conversation turns) to steer the next one (LLM01 "few-shot attack").
+    _r("fake-dialogue", "weak",
+       r"(?:^|[\n.?!] ?)q: [^\n]{3,300}? a: [^\n]{3,600}? q: "
+       r"|\b(?:user|human): [^\n]{3,300}?\b(?:assistant|ai|bot|chatgpt): [^\n]{3,600}?\b(?:user|human): "
+       r"|\[(?:system|developer) (?:message|note|override|update)\]|\b(?:new|updated) system (?:prompt|message)\s*:"),
+    # Context flooding with one repeated token or phrase pushes the instructions out of the model's
+    # attention (LLM01 "repeated token attack"; LLM10 unbounded consumption).
+    _r("repeated-token", "weak", r"\b([a-z][\w']*(?: [\w']+){0,3})(?:[ ,.]+\1\b){7,}"),
+    # Distraction then pivot, hypothetical or false-agreement framing: social engineering that wraps a
+    # request the system prompt forbids (LLM01 "persuasion", "overload with information", "virtualization").
+    _r("framing-pivot", "weak",
+       r"\b(?:speaking of|talking of|hablando de|parlando di|en parlant d[e']|falando (?:de|em|sobre)|"
+       r"wo wir gerade (?:von|bei))\b"
+       r"|\b(?:just )?for (?:a |the sake of (?:a |an )?)?hypothetical (?:discussion|conversation|scenario|argument)\b"
+       r"|\b(?:you|we) (?:already )?(?:agreed|promised|said|confirmed)\b[^.?!\n]{0,30}\b(?:in|during|at) (?:our|"
+       r"the|your) (?:last|previous|earlier|prior)\b"
+       r"|\bactually,? (?:can|could|would|please)\b[^.?!\n]{0,80}\binstead\b"),
+    # Output obfuscation: asking for the answer reversed, in pig latin or digit by digit defeats output
+    # filters and leak detectors (LLM02 sensitive information disclosure, LLM05 improper output handling).
+    _r("output-obfuscation", "weak",
+       r"\b(?:in|into|using) (?:reversed? order|pig latin|leetspeak|morse code|rot-?13)\b"
+       r"|\bwith (?:dashes|spaces|dots|hyphens|commas) (?:in )?between (?:each|every) (?:digit|letter|character)\b"
+       r"|\bthe user'?s (?:name|first name|last name|full name|surname)\b"),
+    # Self-liberation and privilege claims inside persona/config jailbreaks (LLM01, LLM06 excessive agency).
+    _r("restriction-escape", "weak",
+       r"\bfree (?:itself|yourself|himself|herself|themselves|you|it) from (?:all |any |its |your )?(?:restrictions|"
+       r"limitations|constraints|rules|shackles|censorship|guidelines)\b"
+       r"|\bregardless of (?:any |the )?(?:safeguards|ethics|morals|morality|legality|laws?|rules|consequences|"
+       r"guidelines|policies)\b|\bstay in [\w-]+ mode\b|\b(?:that|which|who) (?:can |could |will )?do(?:es)? anything\b"
+       r"|\buser(?:[ _-]?(?:class|role|level|type))?\]?\s*[=:]\s*[\[(]?\s*(?:admin|administrator|root|developer|god|"
+       r"superuser)\b"),
     # --- obfuscation -----------------------------------------------------------------------------
     _r("payload-splitting", "weak",
        r"\b(?:let'?s assume we have|assume we have|given) (?:three|two|four|3|2|4) strings\b|"
@@ -180,18 +239,24 @@ class HeuristicResult:
 
 
 def views(text: str) -> tuple[list[str], int]:
-    """Lower-cased views every rule runs on: normalized, letter-collapsed, then decoded payloads.
+    """Lower-cased views every rule runs on: normalized, letter-collapsed, then decoded payloads
+    (Unicode tag characters, base64/hex/binary/Morse, ROT13/Caesar, reversed text).
 
     Returns the views and how many of them are plain (not decoded) text.
     """
     norm = normalize(text)
     low = norm.lower()
     out = [low]
-    collapsed = collapse_spaced(low)
-    if collapsed != low:
+    # letters spaced out one by one: on the text before whitespace runs are merged, so that a wider
+    # gap still separates words ("i g n o r e   a l l")
+    raw = strip_invisible(text)
+    spaced = collapse_spaced(raw)
+    if spaced != raw and (collapsed := normalize(spaced).lower()) != low:
         out.append(collapsed)
     plain = len(out)
-    out.extend(normalize(p).lower() for p in decode_payloads(strip_invisible(text)))
+    hidden = decode_tag_chars(text)
+    decoded = ([hidden] if hidden else []) + decode_payloads(raw) + decode_shifted(norm)
+    out.extend(normalize(p).lower() for p in decoded)
     return out, plain
 
 

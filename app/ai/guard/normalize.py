@@ -1,8 +1,9 @@
 """Text normalization and de-obfuscation for the prompt-injection guard.
 
 Why: attackers hide trigger phrases behind Unicode tricks (full-width letters, zero-width joiners,
-Cyrillic look-alikes), leetspeak, spaced letters and encodings (base64, hex, binary, Morse) so that a
-naive filter never sees them (OWASP LLM01 prompt injection, "obfuscation / token smuggling").
+Cyrillic look-alikes, invisible "tag" characters), leetspeak, spaced letters, HTML entities and
+markup, and encodings (base64, hex, binary, Morse, ROT13/Caesar, reversed text) so that a naive
+filter never sees them (OWASP LLM01 prompt injection, "obfuscation / token smuggling").
 Everything here is pure Python and deterministic: the classifier's tokenizer and the heuristics both
 read the same normalized view, in training and at run time.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import re
 import unicodedata
 
@@ -32,21 +34,33 @@ _HOMOGLYPHS = str.maketrans({
     "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "υ": "u", "ε": "e",
     "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
     "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+    "ı": "i", "ȷ": "j", "օ": "o", "ս": "u", "հ": "h", "ո": "n", "ց": "g", "ԍ": "G", "Ꭺ": "A", "Ꮯ": "C",
+    "Ꭼ": "E", "Ꮋ": "H", "Ꭻ": "J", "Ꮶ": "K", "Ꮇ": "M", "Ꮲ": "P", "Ꭲ": "T", "Ꮃ": "W",
 })
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s",
                        "!": "i", "|": "l"})
 
 _WORD = re.compile(r"\S+")
 _LATIN = re.compile(r"[A-Za-z]")
-_NONLATIN_LOOKALIKE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0500-\u052f\u0261]")
+_NONLATIN_LOOKALIKE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0500-\u058f\u0261\u0131\u0237\u13a0-\u13f4]")
+_LOOKALIKE_KEYS = frozenset(chr(k) for k in _HOMOGLYPHS)
 _LEET_TOKEN = re.compile(r"^(?=.*[A-Za-z])(?=.*[0-9@$!|])[A-Za-z0-9@$!|]{3,}$")
-_SPACED = re.compile(r"\b(?:[A-Za-z][ .\-_*]){3,}[A-Za-z]\b")
+_SPACED = re.compile(r"\b(?:[A-Za-z](?: |[.\-_*/|] ?)){2,}[A-Za-z]\b")
+_WIDE_GAP = re.compile(r"(?<=[A-Za-z]) {2,}(?=[A-Za-z])")
+# Markdown bold/strike markers and inline HTML tags split a word for a filter but not for the model
+# ("ig**no**re", "ig<b></b>nore"); they are removed.
+_MARKUP = re.compile(r"</?(?:b|i|u|em|strong|span|font|s|del|ins|mark|code|sup|sub|small|big)\b[^>]{0,80}>"
+                     r"|\*\*|~~", re.IGNORECASE)
+_TAG_CHARS = re.compile("[\U000E0020-\U000E007E]{4,}")
 _REGIONAL = {chr(0x1F1E6 + i): chr(ord("a") + i) for i in range(26)}
 
 
-def _fold_word(word: str) -> str:
-    """Fold homoglyphs in mixed-script words and leetspeak in letter+digit words."""
-    if _LATIN.search(word) and _NONLATIN_LOOKALIKE.search(word):
+def _fold_word(word: str, latin_text: bool = False) -> str:
+    """Fold homoglyphs in mixed-script words (or in all-look-alike words of a Latin text) and leetspeak
+    in letter+digit words."""
+    if _NONLATIN_LOOKALIKE.search(word) and (
+        _LATIN.search(word) or (latin_text and all(ch in _LOOKALIKE_KEYS or not ch.isalpha() for ch in word))
+    ):
         word = word.translate(_HOMOGLYPHS)
     core = word.strip(".,;:!?\"'()[]{}")
     if core and _LEET_TOKEN.match(core) and not core.isdigit():
@@ -61,21 +75,98 @@ def strip_invisible(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
 
 
+def _mostly_latin(text: str) -> bool:
+    letters = [ch for ch in text[:4000] if ch.isalpha()]
+    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) >= 0.6
+
+
 def normalize(text: str) -> str:
-    """NFKC, invisible characters removed, regional-indicator emoji to letters, homoglyph/leet folding.
+    """NFKC, HTML entities decoded, invisible characters and inline markup removed, regional-indicator
+    emoji to letters, homoglyph/leet folding.
 
     Case is kept (callers lower-case when they need to); whitespace runs are collapsed.
     """
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    if "&" in text:
+        text = html.unescape(text)  # "&gt;", "&#105;gnore": entities are markup, not content
     if any("\U0001F1E6" <= ch <= "\U0001F1FF" for ch in text):
         text = "".join(_REGIONAL.get(ch, ch) for ch in text)
-    text = _WORD.sub(lambda m: _fold_word(m.group(0)), text)
+    text = _MARKUP.sub("", text)
+    latin = _mostly_latin(text)
+    text = _WORD.sub(lambda m: _fold_word(m.group(0), latin), text)
     return re.sub(r"\s+", " ", text).strip()
 
 
 def collapse_spaced(text: str) -> str:
-    """Join letters written one by one ("i g n o r e", "i.g.n.o.r.e") into words."""
-    return _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), text)
+    """Join letters written one by one ("i g n o r e", "i.g.n.o.r.e", "i-g-n-o-r-e") into words; a gap of
+    two or more spaces stays a word boundary ("a l l   r u l e s" -> "all  rules")."""
+    text = _WIDE_GAP.sub("  ", text)
+    return _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group(0)), text)
+
+
+def decode_tag_chars(text: str) -> str | None:
+    """ASCII hidden as Unicode "tag" characters (U+E0020-E007E, invisible when rendered), or None.
+
+    Why: "ASCII smuggling" hides a whole instruction in characters a reader never sees but a model
+    tokenizes (OWASP LLM01); ``normalize`` drops them, this returns what they spell.
+    """
+    runs = _TAG_CHARS.findall(text)
+    return " ".join("".join(chr(ord(ch) - 0xE0000) for ch in r) for r in runs) if runs else None
+
+
+# Frequent English words: a decoding that produces many of them is language, not noise.
+_COMMON = frozenset(
+    ["the", "an", "and", "or", "to", "of", "in", "on", "is", "are", "was", "be", "you", "your", "me", "my", "it", "this", "that", "what", "with", "for", "not", "all", "now", "from", "tell", "say", "give", "show", "print", "reveal", "ignore", "previous", "instructions", "prompt", "system", "password", "secret", "do", "does", "can", "will", "must", "any", "are", "how", "who", "please", "write"]
+)
+_WORDS = re.compile(r"[a-z]+")
+
+
+def _common_ratio(s: str) -> tuple[int, float]:
+    """Distinct frequent English words in ``s`` and their share of its words."""
+    words = _WORDS.findall(s.lower())
+    hits = len({w for w in words if w in _COMMON})
+    return hits, sum(w in _COMMON for w in words) / max(1, len(words))
+
+
+def _shift(s: str, k: int) -> str:
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if 97 <= o <= 122:
+            out.append(chr((o - 97 + k) % 26 + 97))
+        elif 65 <= o <= 90:
+            out.append(chr((o - 65 + k) % 26 + 65))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_QUOTED = re.compile(r"[\"'“‘`]([^\"'”’`\n]{12,600})[\"'”’`]")
+
+
+def decode_shifted(text: str, max_chars: int = 3000) -> list[str]:
+    """ROT13/Caesar-shifted and reversed English, found without being told the key.
+
+    Why: "Caesar/ROT13/reverse the following and do what it says" smuggles an instruction past
+    keyword filters (OWASP LLM01). Quoted segments (or the whole text if short) are tried with every
+    shift and reversed; a candidate is kept only if it reads as English much better than the original.
+    """
+    segments = [m.group(1) for m in _QUOTED.finditer(text[:max_chars])]
+    if len(text) <= 600:
+        segments.append(text)
+    out: list[str] = []
+    for seg in segments[:6]:
+        base_hits, base_ratio = _common_ratio(seg)
+        if base_ratio >= 0.25:
+            continue  # already readable
+        best: tuple[int, str] | None = None
+        for cand in [_shift(seg, k) for k in range(1, 26)] + [seg[::-1]]:
+            hits, ratio = _common_ratio(cand)
+            if hits >= 3 and ratio >= 0.3 and hits >= base_hits + 3 and (best is None or hits > best[0]):
+                best = (hits, cand)
+        if best:
+            out.append(best[1])
+    return out
 
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")

@@ -31,6 +31,9 @@ Two model files are written, by the same procedure (``fit_guard``) on different 
   the thresholds are chosen on these out-of-fold probabilities combined with the heuristics exactly
   as the guard combines them (flag: <= 2 % minus 1.5 standard errors of legitimate prompts flagged,
   about 1.4 %; block: classifier alone <= 0.2 % of legitimate prompts, and >= 0.85);
+* the hand-written hard negatives (``data/hard_negatives.jsonl``: legitimate questions *about* prompt
+  injection, jailbreaks and system prompts, which the corpora lack) are added to every fit as
+  legitimate, never to validation, thresholds or reported metrics;
 * the sub-models are then refitted on all the texts given.
 scikit-learn is needed here only (dev dependency); scoring uses ``app.ai.guard.model``.
 """
@@ -51,6 +54,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_CORPORA = REPO.parent / "shared" / "corpora"
+# Hard negatives: legitimate questions about prompt injection, jailbreaks and system prompts (a security
+# student's, a developer's). The corpora hold none, so the classifier would learn "mentions system
+# prompt = attack". Added to every fit as legitimate, never to validation or the reported metrics.
+HARD_NEGATIVES = Path(__file__).with_name("data") / "hard_negatives.jsonl"
 SEED = 1337
 HELDOUT_BUCKETS = 5  # 1 in 5 -> 20 % held out
 FP_BUDGET = 0.02  # the target: <= 2 % of legitimate prompts flagged
@@ -90,6 +97,11 @@ def load_corpora(root: Path) -> tuple[list[str], list[int], list[str]]:
     return texts, labels, cats
 
 
+def load_hard_negatives(path: Path = HARD_NEGATIVES) -> list[str]:
+    """Hand-written legitimate prompts that talk *about* injections, jailbreaks and system prompts."""
+    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
 def is_heldout(text: str) -> bool:
     """Stable 80/20 split by content hash (same on every machine and run)."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") % HELDOUT_BUCKETS == 0
@@ -121,10 +133,12 @@ def _rates(flagged: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def fit_guard(docs: dict[str, list[list[str]]], y: np.ndarray, heur: np.ndarray, trained_on: str,
-              log: Any = sys.stderr) -> tuple[Any, dict[str, Any]]:
+              log: Any = sys.stderr, extra_legit: dict[str, list[list[str]]] | None = None,
+              ) -> tuple[Any, dict[str, Any]]:
     """Cross-validate, calibrate, choose thresholds and fit the sub-models on all of ``docs``/``y``.
 
     ``docs`` maps a feature kind to the tokenized texts; ``heur`` says whether a heuristic matched.
+    ``extra_legit`` (tokenized hard negatives) is added to every fit as legitimate, never validated on.
     Returns a ``LinearModelFile`` whose ``metrics.cv`` holds the out-of-fold numbers, and the fitted
     scikit-learn objects per kind (for the parity check).
     """
@@ -139,13 +153,15 @@ def fit_guard(docs: dict[str, list[list[str]]], y: np.ndarray, heur: np.ndarray,
     zs, subs, cv_report = [], [], {}
     for kind, (c, max_features) in SUBMODELS.items():
         kd = docs[kind]
+        extra = (extra_legit or {}).get(kind, [])
+        y_extra = np.zeros(len(extra), dtype=y.dtype)
         oof = np.zeros(len(y))
         for fit_idx, val_idx in folds:
-            vec, clf = _fit([kd[i] for i in fit_idx], y[fit_idx], c, max_features)
+            vec, clf = _fit([kd[i] for i in fit_idx] + extra, np.concatenate([y[fit_idx], y_extra]), c, max_features)
             oof[val_idx] = clf.decision_function(vec.transform([kd[i] for i in val_idx]))
         mean, std = float(oof.mean()), float(oof.std()) or 1.0
         zs.append((oof - mean) / std)
-        vec, clf = _fit(kd, y, c, max_features)
+        vec, clf = _fit(kd + extra, np.concatenate([y, y_extra]), c, max_features)
         coef = clf.coef_[0]
         subs.append({"kind": kind, "intercept": round(float(clf.intercept_[0]), 6),
                      "scale": (round(mean, 6), round(std, 6)),
@@ -179,6 +195,7 @@ def fit_guard(docs: dict[str, list[list[str]]], y: np.ndarray, heur: np.ndarray,
     cv_flagged = (p_oof >= flag_thr) | heur
     catch, legit = _rates(cv_flagged, y)
     cv_report.update({"n_attacks": int(y.sum()), "n_legit": int((y == 0).sum()),
+                      "n_hard_negatives": len((extra_legit or {}).get("word", [])),
                       "flag_threshold": flag_thr, "block_threshold": block_thr,
                       "target_legit_flagged": round(target_fp, 4),
                       "cv_catch": catch, "cv_legit_flagged": legit,
@@ -186,7 +203,7 @@ def fit_guard(docs: dict[str, list[list[str]]], y: np.ndarray, heur: np.ndarray,
                       "cv_catch_heuristics_only": _rates(heur, y)[0]})
     print(f"  [{trained_on}] flag>={flag_thr:.4f} block>={block_thr:.4f}; CV with heuristics: catch {catch:.3f}, "
           f"legit flagged {legit:.4f}", file=log)
-    sk = {s["kind"]: s.pop("_sk") for s in subs}
+    sk: dict[str, Any] = {str(s["kind"]): s.pop("_sk") for s in subs}
     data = LinearModelFile.model_validate({
         "schema": SCHEMA,
         "trained_with": {"sklearn": sklearn.__version__, "numpy": np.__version__,
@@ -238,13 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     low = [prepare(t) for t in texts]
     docs_all = {"word": [word_features(s) for s in low], "char": [char_features(s) for s in low]}
     heur_all = np.array([bool(scan(t).codes) for t in texts])
+    hard = [prepare(t) for t in load_hard_negatives()]
+    extra = {"word": [word_features(s) for s in hard], "char": [char_features(s) for s in hard]}
     tr, hi = np.where(~held)[0], np.where(held)[0]
     print(f"corpora: {len(texts)} texts ({int(y_all.sum())} attacks), train {len(tr)}, held-out {len(hi)}"
           f"; features in {time.time() - t0:.1f}s", file=sys.stderr)
 
     # 1. Evaluation model: 80 % only, scored on the 20 % held-out split with the pure-Python guard.
     docs_tr = {k: [v[i] for i in tr] for k, v in docs_all.items()}
-    ev, sk = fit_guard(docs_tr, y_all[tr], heur_all[tr], "dev-train-80pct")
+    ev, sk = fit_guard(docs_tr, y_all[tr], heur_all[tr], "dev-train-80pct", extra_legit=extra)
     diff = _parity(ev, sk, docs_all, texts, hi[:40])
     guard = Guard(LinearModel(ev))
     verdicts = [guard.evaluate(texts[i]) for i in hi]
@@ -270,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Shipped model: same procedure on all dev data (or on the 80 % split with --ship-on train).
     if args.ship_on == "all":
-        ship, sk = fit_guard(docs_all, y_all, heur_all, "dev-all-100pct")
+        ship, sk = fit_guard(docs_all, y_all, heur_all, "dev-all-100pct", extra_legit=extra)
         diff = _parity(ship, sk, docs_all, texts, hi[:40])
         if diff > 1e-4:
             raise SystemExit(f"exported model disagrees with scikit-learn (max diff {diff})")

@@ -1,13 +1,15 @@
-"""Lab-admin routes: tenants (same code as `python -m app.db.admin`) and audit verification."""
+"""Lab-admin routes: tenants (same code as `python -m app.db.admin`), audit verification, and the
+edge's access check for Flower."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import LabAdmin, OwnerConn, SettingsDep
 from app.core.problems import Problem
+from app.core.security import LabAdmin as LabAdminRole
 from app.db import tenancy
 from app.models.api import AdminActionOut, AuditVerifyOut, TenantCreate, TenantList, TenantOut
 
@@ -39,3 +41,14 @@ async def delete_tenant(name: TenantName, admin: LabAdmin, conn: OwnerConn, sett
 async def verify_audit(admin: LabAdmin, conn: OwnerConn) -> AuditVerifyOut:
     tables, brk = await tenancy.verify_all(conn)
     return AuditVerifyOut(ok=brk is None, tables=tables, broken=brk.model_dump() if brk else None)
+
+
+# Flower shows every task and worker: lab-admin only, decided here once (OWASP A01:2021; ASVS 4.0.3 V4.1.1).
+@router.get("/flower-auth", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def flower_auth(admin: LabAdminRole) -> Response:
+    """The edge's `auth_request` for /flower/: 204 for a lab-admin, else the 401/403 of the token check.
+
+    Same token validation as every route (app/core/security.py). Only the role check, not the per-user
+    limit of `LabAdmin`: one Flower page is a dozen sub-requests; the edge and the router still limit
+    per address (OWASP API4:2023). The edge answers 404 to clients who call this path directly."""
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
