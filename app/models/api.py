@@ -10,7 +10,25 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x00, 0x20), 0x7F))
+"""C0 controls and DEL: refused in one-line fields such as titles, which end up in lists and logs
+(terminal/log injection, OWASP ASVS 4.0.3 V5.1.4, V7.3.1). Refused with a 422."""
+
+
+def _one_clean_line(value: str) -> str:
+    if any(ch in CONTROL_CHARS for ch in value):
+        raise ValueError("control characters (including line breaks) are not allowed")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    """Message text is kept as sent (pasted terminal output carries escapes, real prompts do), but NUL
+    cannot be stored in a PostgreSQL text column: without this check it would fail at INSERT (a 500)."""
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
 
 
 class _Request(BaseModel):
@@ -20,10 +38,20 @@ class _Request(BaseModel):
 class ConversationCreate(_Request):
     title: str = Field(default="", max_length=200)
 
+    @field_validator("title")
+    @classmethod
+    def _title_one_clean_line(cls, v: str) -> str:
+        return _one_clean_line(v)
+
 
 class MessageCreate(_Request):
     # max_length is lab.yml limits.message_max_chars; re-checked in the route with the live value.
     content: str = Field(min_length=1, max_length=16000)
+
+    @field_validator("content")
+    @classmethod
+    def _content_clean(cls, v: str) -> str:
+        return _no_nul(v)
 
 
 class GuardOut(BaseModel):

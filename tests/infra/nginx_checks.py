@@ -194,12 +194,22 @@ def nginx_15_csp(conf: list[Directive]) -> list[str]:
     return problems
 
 
+XSRF_COOKIE = "_xsrf"
+"""Flower's (tornado's) CSRF cookie: the one cookie name allowed without HttpOnly."""
+
+
 def nginx_16_cookies(conf: list[Directive]) -> list[str]:
     """DevSec (only with nginx_cookie_flag_module): cookies HttpOnly and Secure. Lab (waived): the edge
     sets no cookie itself; any proxy_cookie_flags present must include secure and httponly."""
     problems = [f"edge sets a cookie: {d.value}" for d in find(conf, "add_header") if d.args and d.args[0].lower() == "set-cookie"]
     for d in find(conf, "proxy_cookie_flags"):
         flags = {a.lower() for a in d.args[1:]}
+        if d.args and d.args[0] == XSRF_COOKIE:
+            # A double-submit CSRF token must be readable by the page's script (it carries no session):
+            # Secure and SameSite=Strict, HttpOnly by design absent (OWASP CSRF cheat sheet).
+            if not {"secure", "samesite=strict"} <= flags:
+                problems.append(f"proxy_cookie_flags {d.value} lacks secure/samesite=strict")
+            continue
         if not {"secure", "httponly"} <= flags:
             problems.append(f"proxy_cookie_flags {d.value} lacks secure/httponly")
     return problems

@@ -151,3 +151,15 @@ def test_net01_other_listeners_still_fail() -> None:
     bad, waived = _net01("LISTEN 0 128 0.0.0.0:8000 0.0.0.0:*\n", cmdline={1: "/process_api --addr 0.0.0.0:8000"},
                          listener={"address": "0.0.0.0", "port": 8000, "process": "process_api", "pid": 1})
     assert bad == ["0.0.0.0:8000 (?)"] and not waived
+
+
+@pytest.mark.parametrize(("directive", "ok"), [
+    ("proxy_cookie_flags _xsrf secure samesite=strict;", True),  # CSRF token: script-readable by design
+    ("proxy_cookie_flags _xsrf samesite=strict;", False),  # ... but never over plain http
+    ("proxy_cookie_flags ~ secure httponly samesite=strict;", True),
+    ("proxy_cookie_flags ~ secure samesite=strict;", False),  # any other cookie must be HttpOnly
+    ("proxy_cookie_flags session secure;", False),
+])
+def test_nginx_16_only_the_csrf_cookie_may_skip_httponly(directive: str, ok: bool) -> None:
+    conf = parse_dump(f"# configuration file /x.conf:\nhttp {{ server {{ location /flower/ {{ {directive} }} }} }}")
+    assert (ck.nginx_16_cookies(conf) == []) is ok
