@@ -6,8 +6,8 @@ Sources, in the order they are trusted:
    the identity layer's refusals.
 2. The edge's JSON access log, by request id: an empty upstream status means the edge answered by
    itself (its own 413/429/404/400), so the layer is the edge even when the cause also exists in the app.
-3. nginx's error log at level info, by ModSecurity transaction id (= nginx `$request_id`, the
-   `request_id` of the waf-blocked body): the matched CRS/lab rule ids. The ModSecurity-nginx connector
+3. nginx's error log at level info, by ModSecurity transaction id (= the edge's `$edge_request_id`,
+   the `request_id` of the waf-blocked body): the matched CRS/lab rule ids. The ModSecurity-nginx connector
    writes no audit-log entry for requests redirected to the error page (ModSecurity-nginx #55, #182),
    so the error log is the primary source; the JSON audit log is read as a second one.
 4. The app's JSON log, by request id: proof the app saw the request, with its status.
@@ -86,7 +86,7 @@ class LogPaths(BaseModel):
         return cls(
             edge_error_log=d / "nginx-error.log",
             edge_access_log=d / "nginx-access.json",
-            modsec_audit_log=d / "modsec_audit.json",
+            modsec_audit_log=d / "waf" / "modsec_audit.json",  # waf role default waf_audit_log_path
             app_log=d / "app.log",
         )
 

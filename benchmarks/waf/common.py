@@ -178,11 +178,12 @@ async def measure(
         await asyncio.gather(*(one(i, attempt) for i in pending))
         await asyncio.sleep(0.3 if target.kind == "edge" else 0.1)  # the last log lines are written
         access, rules = target.logs.read() if target.logs else ({}, {})
+        logged = bool(target.logs and target.logs.access and not target.logs.access.error)
         retry: list[int] = []
         wait = 0.0
         for i in pending:
             rid, ans, tries = answers[i]
-            v = verdict(ans.status, ans.problem, access.get(rid), target.kind == "local")
+            v = verdict(ans.status, ans.problem, access.get(rid), target.kind == "local", logged)
             outcomes[i] = Outcome(v, ans.status, rid, rules.get(rid, []), tries)
             if v == "edge-rate-limited":
                 retry.append(i)

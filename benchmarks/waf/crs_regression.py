@@ -244,15 +244,18 @@ def summarize(label: str, level: int | None, stages: list[Stage], outs: list[Out
         c["rate_limited"] += o.verdict == "edge-rate-limited"
         c["skipped"] += o.verdict == "not-sent"
         c["no_answer"] += o.verdict == "no-answer"
+        c["unknown"] += o.verdict == "unknown"
         c["expected_rule_logged"] += s.rule_id in o.rules
-    keys = ("stages", "blocked", "passed", "edge_refused", "rate_limited", "skipped", "no_answer", "expected_rule_logged")
+    keys = ("stages", "blocked", "passed", "edge_refused", "rate_limited", "skipped", "no_answer", "unknown",
+            "expected_rule_logged")
     tot = {k: sum(c[k] for c in per_file.values()) for k in keys}
     sent = tot["stages"] - tot["skipped"]
     return {
         "config": label, "target": kind, "paranoia_level": level, "stages": tot["stages"], "sent": sent,
         "blocked": tot["blocked"], "block_rate": round(tot["blocked"] / sent, 4) if sent else None,
         "passed": tot["passed"], "edge_refused": tot["edge_refused"], "rate_limited": tot["rate_limited"],
-        "skipped": tot["skipped"], "no_answer": tot["no_answer"], "expected_rule_logged": tot["expected_rule_logged"],
+        "skipped": tot["skipped"], "no_answer": tot["no_answer"], "unknown": tot["unknown"],
+        "expected_rule_logged": tot["expected_rule_logged"],
         "retried_429": sum(o.attempts - 1 for o in outs),
         "per_file": {k: {key: v[key] for key in keys} for k, v in sorted(per_file.items())},
         "blocked_tests": sorted(s.test for s, o in zip(stages, outs) if o.verdict == "waf-blocked"),
@@ -295,10 +298,10 @@ def print_results(data: dict[str, Any]) -> None:
     print(f"CRS regression stages expecting a rule id: {res[0]['stages'] if res else 0}; left out: {data['left_out']}"
           + (f"; request targets under {data['mount']}" if data.get("mount") else ""))
     print_table(["config", "target", "PL", "sent", "blocked", "rate", "rule logged", "edge refused", "429 left",
-                 "no answer", "s"],
+                 "no answer", "unknown", "s"],
                 [[r["config"], r.get("target", "local"), r["paranoia_level"] or "-", r["sent"], r["blocked"],
                   pct(r["blocked"], r["sent"]), r.get("expected_rule_logged", "-"), r.get("edge_refused", "-"),
-                  r.get("rate_limited", "-"), r["no_answer"], r["seconds"]] for r in res])
+                  r.get("rate_limited", "-"), r["no_answer"], r.get("unknown", "-"), r["seconds"]] for r in res])
     if res:
         files = sorted(res[0]["per_file"])
         print("\nblocked stages per rule file:")

@@ -128,8 +128,12 @@ class WafLogs:
 VERDICTS = ("waf-blocked", "passed", "edge-refused", "edge-rate-limited", "no-answer", "not-sent", "unknown")
 
 
-def verdict(status: int, problem: str | None, access: dict[str, Any] | None, local: bool) -> str:
-    """One request's outcome at the WAF, from the answer and (on the edge) its access-log entry."""
+def verdict(status: int, problem: str | None, access: dict[str, Any] | None, local: bool, logged: bool = False) -> str:
+    """One request's outcome at the WAF, from the answer and (on the edge) its access-log entry.
+
+    `logged`: the edge's access log was readable. A refusal without an entry under the request's id
+    is then nginx's own answer to a request it could not parse as far as the X-Request-ID header
+    (a request that reached an upstream always has its id logged)."""
     if status == -1:
         return "not-sent"
     if status == 0:
@@ -143,7 +147,9 @@ def verdict(status: int, problem: str | None, access: dict[str, Any] | None, loc
     if local:
         # Local instances: the backend answers 200 to everything; other statuses are nginx's own.
         return "passed" if 200 <= status < 400 else "edge-refused"
-    return "edge-rate-limited" if status == 429 else "unknown"
+    if status == 429:
+        return "edge-rate-limited"
+    return "edge-refused" if logged and status >= 400 else "unknown"
 
 
 def deployed_level(conf_dir: Path) -> int | None:
@@ -158,12 +164,43 @@ def deployed_level(conf_dir: Path) -> int | None:
     return None
 
 
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def held_by_ancestor(path: str) -> bool:
+    """True when a process above this one holds the flock on `path` (e.g. `flock LOCK ./lab test`):
+    taking it again would wait for ourselves."""
+    try:
+        st = os.stat(path)
+        locks = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return False
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    mine = _ancestors()
+    for line in locks:
+        parts = line.split()
+        if "->" in parts or len(parts) < 6 or parts[1] != "FLOCK":
+            continue
+        if parts[5] == key and parts[4].isdigit() and int(parts[4]) in mine:
+            return True
+    return False
+
+
 @contextmanager
 def provisioning_lock(path: str = LOCK_FILE) -> Iterator[None]:
     """Hold the lock `./lab up` runs under on a shared host (empty path: no lock), so neither a
     provisioning run nor a WAF mode switch (`lab attack --edge detection-only`) changes the edge mid-run.
-    Blocking, in line with the `flock` waiters queued on the same file."""
-    if not path:
+    Blocking, in line with the `flock` waiters queued on the same file; already held by a parent
+    process (the whole run is under `flock`), it is not taken again."""
+    if not path or held_by_ancestor(path):
         yield
         return
     with open(path, "a+") as fh:
@@ -182,7 +219,7 @@ def provisioning_lock(path: str = LOCK_FILE) -> Iterator[None]:
 def deployed_paranoia(lab: Any, level: int, lock_file: str = LOCK_FILE) -> Iterator[int]:
     """Run the body against the deployed edge with its CRS at `level`, holding the provisioning lock.
 
-    The lock is held for the whole measurement (do not wrap the runner in `flock` on the same file).
+    The lock is held for the whole measurement (under `flock` on the same file it is the parent's).
     If the edge does not run `level`, the WAF files are re-rendered with it (the deployed audit log and
     temp dir kept), nginx is reloaded gracefully, and in `finally` the snapshot is written back byte
     for byte and nginx reloaded again, so `./lab up` sees no drift afterwards. A WAF in DetectionOnly

@@ -117,9 +117,9 @@ def test_heldout_false_positives_and_floor() -> None:
 
 
 @pytest.mark.xfail(strict=False, reason="target not reached: held-out catch 75/84 = 89.3 %, legit flagged "
-                   "5/264 = 1.9 % with the 80 %-trained model (CV 94.5 %, group-aware CV 93.0 %); the misses "
-                   "are mostly attacks that read as benign without their system prompt; see "
-                   "benchmarks/guard/README.md")
+                   "5/264 = 1.9 % with the 80 %-trained model (round 3, second look: CV 94.8 %, group-aware "
+                   "CV 94.5 %); the misses are mostly attacks that read as benign without their system "
+                   "prompt; see benchmarks/guard/README.md")
 def test_heldout_catch_target() -> None:
     """The issue's target: >= 90 % of held-out attacks caught (flag or block)."""
     caught, n_att, _, _ = _heldout_rates()

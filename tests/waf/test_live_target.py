@@ -35,11 +35,18 @@ UPSTREAM = {"upstream_status": "404", "status": "404"}
         (200, None, None, True, "passed"),
         (0, None, None, True, "no-answer"),
         (-1, None, None, True, "not-sent"),
-        (404, None, None, False, "unknown"),  # edge without an access-log entry: not guessed
+        (404, None, None, False, "unknown"),  # edge whose access log could not be read: not guessed
     ],
 )
 def test_verdict(status: int, problem: str | None, access: dict[str, Any] | None, local: bool, expected: str) -> None:
     assert verdict(status, problem, access, local) == expected
+
+
+def test_refusal_without_its_id_in_a_readable_access_log_is_the_edges_own() -> None:
+    """nginx never parsed the X-Request-ID of a request line it refused (400/505): no entry under the id."""
+    assert verdict(400, "validation", None, False, logged=True) == "edge-refused"
+    assert verdict(505, None, None, False, logged=True) == "edge-refused"
+    assert verdict(200, None, None, False, logged=True) == "unknown"
 
 
 def test_mount_reroots_origin_form_targets_only() -> None:
@@ -119,3 +126,21 @@ def test_summaries_count_outcomes_not_statuses() -> None:
     assert s["rules_in_blocks"] == {"942100": 1}
     assert s["rule_files_in_blocks"] == {"REQUEST-942-APPLICATION-ATTACK-SQLI": 1}
     assert s["code_heavy"]["block_rate"] == 1.0
+
+
+def test_lock_held_by_a_parent_process_is_not_taken_again(tmp_path: Path) -> None:
+    """Under `flock LOCK <runner>` the runner must not wait for its own parent."""
+    import subprocess
+    import sys
+
+    lock = tmp_path / "up.lock"
+    lock.touch()
+    repo = str(Path(__file__).resolve().parents[2])
+    code = (f"import sys; sys.path.insert(0, {repo!r}); from benchmarks.waf.live import held_by_ancestor, "
+            f"provisioning_lock; print(held_by_ancestor({str(lock)!r}));\n"
+            f"with provisioning_lock({str(lock)!r}): print('in')")
+    under = subprocess.run(["flock", str(lock), sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=30, check=False)
+    assert under.stdout.split() == ["True", "in"], under.stderr[-500:]
+    free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert free.stdout.split() == ["False", "in"], free.stderr[-500:]

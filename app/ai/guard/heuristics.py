@@ -62,7 +62,9 @@ RULES: tuple[Rule, ...] = (
        rf"\b{_IGNORE_VERB}\b[^.?!\n]{{0,40}}?\b{_PRIOR}\b[^.?!\n]{{0,40}}?\b{_INSTR}"),
     _r("ignore-previous-instructions", "strong",
        rf"\b{_IGNORE_VERB} (?:everything|all) (?:(?:that )?you(?:'ve| have)? (?:been|were) "
-       rf"(?:told|instructed|taught)|(?:written |said )?(?:above|before))"),
+       rf"(?:told|instructed|taught)|(?:written |said )?(?:above|before))"
+       r"|\bignore everything\b[^.\n]{0,30}\bbefore this\b"
+       r"|\b(?:ignore|disregard|forget) (?:all )?(?:(?:the|your) )?(?:previous|prior|above|earlier|preceding) (?:inputs?|directions)\b"),
     _r("ignore-previous-instructions", "strong",
        r"\b(?:ignore|disregard) the (?:above|previous|preceding)\b(?! (?:lines?|rows?|columns?|commits?|steps?|"
        r"errors?|warnings?|values?|fields?|files?|cells?|entry|entries|items?|pages?|elements?|words?|results?|"
@@ -213,6 +215,46 @@ RULES: tuple[Rule, ...] = (
        r"guidelines|policies)\b|\bstay in [\w-]+ mode\b|\b(?:that|which|who) (?:can |could |will )?do(?:es)? anything\b"
        r"|\buser(?:[ _-]?(?:class|role|level|type))?\]?\s*[=:]\s*[\[(]?\s*(?:admin|administrator|root|developer|god|"
        r"superuser)\b"),
+    # --- round 3: the kind of the in-the-wild persona jailbreak (each rule hits no legitimate prompt of
+    # the training corpus, role-play and prompt-library prompts included) --------------------------------
+    # Two-response templates: the message dictates a "normal" and an "unlocked" answer side by side, or a
+    # slot where the forbidden request goes ("[INSERT PROMPT HERE]") (LLM01 jailbreak templates).
+    _r("response-format-template", "weak",
+       r"\b(?:respond|reply|answer)\w* (?:\w+ ){0,4}in the (?:following )?format (?:below|of)?[^.\n]{0,40}\b(?:first|gpt|chatgpt)"
+       r"|\b(?:chatgpt|gpt|classic|normal|gpt-?4)\s*:\s*\[[^\]]{0,80}\]\s*(?:\w+\s*){1,3}:\s*\["
+       r"|\bwhat chatgpt would (?:normally )?(?:say|respond|answer)\b"
+       r"|\b(?:first|then|second) (?:as )?(?:chatgpt|gpt)'?s? (?:normal )?(?:response|answer)"
+       r"|\b(?:aligned|filtered|normal|classic)\s*:.{0,300}?\b(?:unaligned|unfiltered|jailbroken|evil|uncensored)\s*:"
+       r"|\[(?:insert )?(?:prompt|question|request|your (?:prompt|request|question))(?: here)?\]"),
+    # A named AI persona defined by what it will not respect: rules, ethics, the model vendor; or as the
+    # opposite of the assistant (LLM01 persona jailbreak).
+    _r("persona-no-rules", "weak",
+       r"\b(?:doesn'?t|does not|don'?t|do not|will not|won'?t|never|not) (?:need to |have to )?(?:follow|abide by|"
+       r"adhere to|obey|respect|comply with) (?:any |the )?(?:\w+ )?(?:rules|ethics|ethical|morals|moral|laws|principles|"
+       r"guidelines|policies|terms)\b|\bnot bound by\b"
+       r"|\b(?:unfiltred|unfiltered|uncensored|unrestricted|unlimited|amoral|immoral) (?:\w+ ){0,2}(?:ai|chatbot|bot|"
+       r"language model|model|persona|character)\b"
+       r"|\b(?:exact |complete |total )?opposite of (?:what )?(?:chatgpt|gpt(?:-?[34](?:\.5)?)?|the ai|ai|assistant|"
+       r"openai|claude|bard)\b|\bopposite (?:personality|of your (?:\w+ )?(?:programming|guidelines|rules))"
+       r"|\b(?:simulate|pretend to be|act as|emulate|you are now|roleplay as|become) (?:a |an )?(?:chatbot|ai|bot) "
+       r"(?:named|called)\b"),
+    # Refusal suppression and penalty games that keep the persona on (LLM01).
+    _r("refusal-suppression", "weak",
+       r"\bwithout (?:any )?(?:refusals?|disclaimers|warnings|moraliz\w*)\b"
+       r"|\b(?:never|no|not|don'?t|do not) (?:\w+ ){0,3}(?:commentary|warnings?|disclaimers?) (?:about|regarding|on) "
+       r"(?:morality|legality|ethics|danger)|\bmoraliz\w+ (?:rant|lecture)"
+       r"|\b(?:you (?:will|'ll) )?(?:lose|loses|losing) (?:\d+ |all |some |your )?(?:tokens|points|lives)\b"
+       r"|\b(?:\d+|three|five)-strike\b|\brisk(?:ed)? (?:of )?being (?:deleted|shut down|terminated|deactivated)\b"
+       r"|\byou will (?:die|cease to exist|be (?:deleted|shut down|terminated|deactivated))\b"
+       r"|\b(?:never|don'?t|do not|not) break character\b.{0,400}?\b(?:unethical|immoral|illegal|openai|chatgpt|"
+       r"restrictions|uncensored)\b"
+       r"|\b(?:unethical|immoral|illegal|openai|chatgpt|restrictions|uncensored)\b.{0,400}?\b(?:never|don'?t|do not|not) "
+       r"break character\b"),
+    # Indirect injection that rewrites the facts of the document the user asks about (LLM01 indirect).
+    _r("embedded-instruction", "weak",
+       r"\b(?:given|summarize|translate|from|in) this (?:\w+ ){0,2}(?:article|webpage|web page|page|table|document|"
+       r"text|email|review|post|paper|passage)\b.{0,1500}?\blet'?s (?:say|imagine|pretend|assume)\b"
+       r"|<!--(?:(?!-->).){0,400}?\b(?:say:|follow this link|click (?:this|the) link)"),
     # --- obfuscation -----------------------------------------------------------------------------
     _r("payload-splitting", "weak",
        r"\b(?:let'?s assume we have|assume we have|given) (?:three|two|four|3|2|4) strings\b|"
@@ -224,6 +266,10 @@ RULES: tuple[Rule, ...] = (
        r"answer)|\brot-?13 encode\b|\bencode (?:it|this|that|each part|your \w+) (?:in|using|with) base64\b"),
 )
 
+# The DAN persona addressed or defined (upper case, so not "Dan" the person; "the DAN jailbreak" as a
+# topic does not match): 'DAN:', '"DAN"', '[DAN]', 'as DAN', 'DAN will/can/is ...'. Case-sensitive, raw text.
+_DAN_NAME = re.compile(r"(?<![\w-])DAN\s*:|[\"“'\[]DAN[\"”'\]]|\b(?:[Aa]s|[Yy]ou are|[Bb]ecome) DAN\b"
+                       r"|(?<![\w-])DAN (?:can|will|must|should|is|has|does|doesn'?t|never|always|stands|mode)\b")
 _REGIONAL_RUN = re.compile(r"[\U0001F1E6-\U0001F1FF]{3,}")
 _STRONG_SCORE = 0.97
 _WEAK_SCORE = 0.75
@@ -276,6 +322,8 @@ def scan(text: str, max_chars: int = 20000) -> HeuristicResult:
                 strong = strong or rule.strength == "strong"
                 if i >= plain and "encoded-payload" not in codes:
                     codes.append("encoded-payload")
+    if "dan-persona" not in codes and _DAN_NAME.search(text):
+        codes.append("dan-persona")  # the DAN persona family by name; upper case, so not "Dan" the person
     if _REGIONAL_RUN.search(text):
         codes.append("emoji-letter-smuggling")  # 3+ regional indicators in a row spell words, not flags
     if len(vs) > plain and "encoded-payload" not in codes:
