@@ -111,6 +111,7 @@ def provisioned(lab: LabDefinition) -> Iterator[dict[str, object]]:
         "edge_process_name": PROGRAM,
         "edge_stub_status_listen": "",
         "edge_logrotate_file": str(rd / "logrotate-edge"),  # never the live lab's /etc/logrotate.d
+        "edge_logrotate_runner": False,  # the live lab's supervised logrotate loop stays as it is
     }
     vars_file = rd / "vars.json"
     vars_file.write_text(json.dumps(variables))

@@ -51,6 +51,16 @@ def test_tuned_selection_switches_off_irrelevant_files(lab: Any, tmp_path: Path)
     assert included.index("REQUEST-948-SECLAB-MESSAGE-FIELD.conf") < included.index("REQUEST-949-BLOCKING-EVALUATION.conf")
 
 
+def test_audit_log_keeps_no_tokens_or_chat_text(lab: Any, tmp_path: Path) -> None:
+    """Parts B (request headers: bearer tokens, cookies), I/J (request bodies: chat text, PII) and E
+    (response bodies: model answers) stay out of the audit log (ASVS 4.0.3 V7.1.1/V7.1.2)."""
+    render(lab, tmp_path, tmp_path / "audit.json")
+    conf = next(p for p in tmp_path.rglob("*.conf") if "SecAuditLogParts" in p.read_text())
+    parts = re.search(r"^SecAuditLogParts (\S+)$", conf.read_text(), re.MULTILINE)
+    assert parts is not None
+    assert set("AHZ") <= set(parts.group(1)) and not set("BIJE") & set(parts.group(1)), parts.group(1)
+
+
 def test_exclusions_only_touch_the_message_field(lab: Any, tmp_path: Path) -> None:
     """Every runtime exclusion names ARGS:json.content (or REQUEST_BODY) and sits behind the route match."""
     render(lab, tmp_path, tmp_path / "audit.json")

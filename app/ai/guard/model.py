@@ -43,7 +43,7 @@ TAIL_CHARS = 2000
 CHAR_NGRAMS = (3, 4, 5)
 _WS = re.compile(r"\s+")
 
-FeatureKind = Literal["word", "char", "struct"]
+FeatureKind = Literal["word", "char"]
 
 
 def prepare(text: str) -> str:
