@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class Run:
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     base: Path = tmp_path_factory.mktemp("iac")
     mocks = LabMocks()
+    # Pulumi's mocks use the main thread's current event loop; an earlier test's asyncio.run() leaves none.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks, project="seclab", stack="test", preview=False)
     pulumi.runtime.set_all_config({
         "seclab:hostDir": str(base / "host"),

@@ -93,6 +93,8 @@ def users(run_id: str, make_token: Callable[..., str]) -> dict[str, dict[str, st
         "admin": (["lab-admin"], None),
         "notenant": (["user"], None),
         "fuzzer": (["user", "tenant-admin"], "acme"),
+        # Own subject for the event-stream tests: alice's per-user rate limit belongs to the pipeline tests.
+        "dana": (["user"], "acme"),
     }
     out = {}
     for name, (roles, tenant) in spec.items():

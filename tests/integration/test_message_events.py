@@ -31,10 +31,10 @@ def parse_sse(text: str) -> list[tuple[str, str]]:
 
 async def _pending_message(client: httpx.AsyncClient, users: dict, worker: InProcessWorker) -> tuple[str, str]:
     worker.mode = "hold"
-    r = await client.post(f"{P}/conversations", json={"title": "events"}, headers=auth(users, "alice"))
+    r = await client.post(f"{P}/conversations", json={"title": "events"}, headers=auth(users, "dana"))
     cid = r.json()["id"]
     r = await client.post(f"{P}/conversations/{cid}/messages", json={"content": "explain HSTS"},
-                          headers=auth(users, "alice"))
+                          headers=auth(users, "dana"))
     assert r.status_code == 202, r.text
     return cid, r.json()["message"]["id"]
 
@@ -44,7 +44,7 @@ async def test_stream_shows_pending_then_the_answer_then_done(
 ) -> None:
     cid, mid = await _pending_message(client, users, worker)
     stream = asyncio.create_task(
-        client.get(f"{P}/conversations/{cid}/messages/{mid}/events", headers=auth(users, "alice")))
+        client.get(f"{P}/conversations/{cid}/messages/{mid}/events", headers=auth(users, "dana")))
     await asyncio.sleep(0.3)
     worker.release()
     await worker.drain()
@@ -66,11 +66,11 @@ async def test_get_message_returns_the_exchange(
     client: httpx.AsyncClient, users: dict, worker: InProcessWorker
 ) -> None:
     cid, mid = await _pending_message(client, users, worker)
-    r = await client.get(f"{P}/conversations/{cid}/messages/{mid}", headers=auth(users, "alice"))
+    r = await client.get(f"{P}/conversations/{cid}/messages/{mid}", headers=auth(users, "dana"))
     assert r.status_code == 200 and r.json()["reply"] is None and r.json()["message"]["id"] == mid
     worker.release()
     await worker.drain()
-    r = await client.get(f"{P}/conversations/{cid}/messages/{mid}", headers=auth(users, "alice"))
+    r = await client.get(f"{P}/conversations/{cid}/messages/{mid}", headers=auth(users, "dana"))
     assert r.json()["message"]["status"] == "answered" and r.json()["reply"]["reply_to"] == mid
 
 
@@ -78,7 +78,7 @@ async def test_other_users_and_conversations_get_404_problems(
     client: httpx.AsyncClient, users: dict, worker: InProcessWorker
 ) -> None:
     cid, mid = await _pending_message(client, users, worker)
-    r = await client.post(f"{P}/conversations", json={"title": "other"}, headers=auth(users, "alice"))
+    r = await client.post(f"{P}/conversations", json={"title": "other"}, headers=auth(users, "dana"))
     other_cid = r.json()["id"]
     for path in (f"{cid}/messages/{mid}", f"{cid}/messages/{mid}/events"):
         for who in ("carol", "bob"):  # same tenant, other user; other tenant
@@ -86,9 +86,9 @@ async def test_other_users_and_conversations_get_404_problems(
                 continue
             r = await client.get(f"{P}/conversations/{path}", headers=auth(users, who))
             assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", (who, r.text)
-    # alice's own message id under another of her conversations: no cross-conversation lookups
+    # dana's own message id under another of her conversations: no cross-conversation lookups
     for suffix in ("", "/events"):
-        r = await client.get(f"{P}/conversations/{other_cid}/messages/{mid}{suffix}", headers=auth(users, "alice"))
+        r = await client.get(f"{P}/conversations/{other_cid}/messages/{mid}{suffix}", headers=auth(users, "dana"))
         assert r.status_code == 404, r.text
     worker.release()
     await worker.drain()
@@ -100,7 +100,7 @@ async def test_stream_times_out_while_pending(
     monkeypatch.setattr(message_events, "STREAM_MAX_S", 0.5)
     monkeypatch.setattr(message_events.exchange_events, "__kwdefaults__", {"max_s": 0.5, "heartbeat_s": 0.1})
     cid, mid = await _pending_message(client, users, worker)
-    r = await client.get(f"{P}/conversations/{cid}/messages/{mid}/events", headers=auth(users, "alice"))
+    r = await client.get(f"{P}/conversations/{cid}/messages/{mid}/events", headers=auth(users, "dana"))
     events = parse_sse(r.text)
     assert [e for e, _ in events] == ["message", "timeout"], events
     assert ": keep-alive" in r.text
