@@ -98,12 +98,10 @@ class WafLogs:
     @classmethod
     def of_edge(cls, lab: Any) -> WafLogs:
         """The deployed edge's logs (edge role `edge_error_log`/`edge_access_log`, waf role `SecAuditLog`)."""
-        from seclab.commands.attack import deployed_setting, waf_conf_dir
+        from seclab.commands.attack import deployed_audit_log
 
         logs = Path(lab.paths.logs)
-        conf = waf_conf_dir(lab)
-        audit = deployed_setting(conf, "SecAuditLog") if (conf / "modsecurity.conf").exists() else None
-        return cls(error=LogTail(logs / "nginx-error.log"), audit=LogTail(Path(audit or logs / "waf" / "modsec_audit.json")),
+        return cls(error=LogTail(logs / "nginx-error.log"), audit=LogTail(deployed_audit_log(lab)),
                    access=LogTail(logs / "nginx-access.json"))
 
     @classmethod
@@ -225,7 +223,13 @@ def deployed_paranoia(lab: Any, level: int, lock_file: str = LOCK_FILE) -> Itera
     for byte and nginx reloaded again, so `./lab up` sees no drift afterwards. A WAF in DetectionOnly
     is refused: it blocks nothing, so a block rate measured through it would be meaningless.
     """
-    from seclab.commands.attack import deployed_setting, engine_line, reload_edge, waf_conf_dir
+    from seclab.commands.attack import (
+        deployed_audit_log,
+        deployed_setting,
+        engine_line,
+        reload_edge,
+        waf_conf_dir,
+    )
     from waf_rules import render
 
     d = waf_conf_dir(lab)
@@ -240,7 +244,7 @@ def deployed_paranoia(lab: Any, level: int, lock_file: str = LOCK_FILE) -> Itera
             return
         files = [d / dst for dst in render.TEMPLATES.values()] + [d / s for s in render.NGINX_SNIPPETS]
         snapshot = {p: p.read_bytes() for p in files if p.exists()}
-        audit_log = deployed_setting(d, "SecAuditLog") or str(Path(lab.paths.logs) / "waf" / "modsec_audit.json")
+        audit_log = str(deployed_audit_log(lab))
         tmp_dir = deployed_setting(d, "SecTmpDir") or str(Path(lab.paths.data) / "waf")
         try:
             render.render(lab, d, audit_log, mode_override="blocking", paranoia_override=level, tmp_dir=tmp_dir)

@@ -58,6 +58,18 @@ def deployed_setting(conf_dir: Path, directive: str) -> str | None:
     return None
 
 
+def deployed_audit_log(lab: Any) -> Path:
+    """The audit log the deployed WAF writes (`SecAuditLog`), else the waf role default
+    `waf_audit_log_path` = `{{ lab.paths.logs }}/waf/modsec_audit.json` (attacks.evidence.LogPaths)."""
+    from attacks.evidence import LogPaths
+
+    conf = waf_conf_dir(lab)
+    deployed = deployed_setting(conf, "SecAuditLog") if (conf / "modsecurity.conf").exists() else None
+    default = LogPaths.from_logs_dir(lab.paths.logs).modsec_audit_log
+    assert default is not None
+    return Path(deployed) if deployed else default
+
+
 def engine_line(conf_dir: Path) -> str:
     for line in (conf_dir / "modsecurity.conf").read_text(encoding="utf-8").splitlines():
         if line.strip().startswith("SecRuleEngine"):
@@ -120,7 +132,7 @@ def edge_waf_mode(lab: Any, mode: str, conf_dir: Path | None = None, nginx_conf:
     files = [d / dst for dst in render.TEMPLATES.values()] + [d / s for s in render.NGINX_SNIPPETS]
     snapshot = {p: p.read_bytes() for p in files if p.exists()}
     overrides: dict[str, Any] = {"tmp_dir": deployed_setting(d, "SecTmpDir") or str(Path(lab.paths.data) / "waf")}
-    audit_log = deployed_setting(d, "SecAuditLog") or str(Path(lab.paths.logs) / "modsec_audit.json")
+    audit_log = str(deployed_audit_log(lab))
     try:
         with _terminate_as_exit():
             render.render(lab, d, audit_log, mode_override=mode, **overrides)  # type: ignore[arg-type]

@@ -49,11 +49,9 @@ def live() -> dict[str, Any]:
         if os.environ.get("SECLAB_REQUIRE_LAB") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    from seclab.commands.attack import deployed_setting, waf_conf_dir
+    from seclab.commands.attack import deployed_audit_log
 
-    logs = Path(lab.paths.logs)
-    audit = deployed_setting(waf_conf_dir(lab), "SecAuditLog") or str(logs / "waf" / "modsec_audit.json")
-    return {"lab": lab, "logs": logs, "audit": Path(audit)}
+    return {"lab": lab, "logs": Path(lab.paths.logs), "audit": deployed_audit_log(lab)}
 
 
 @pytest.fixture(scope="module")
