@@ -54,6 +54,36 @@ def _is_json_media_type(value: str) -> bool:
     return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
 
 
+class _DuplicateMember(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateMember(key)
+        seen[key] = value
+    return seen
+
+
+def duplicate_json_member(body: bytes) -> str | None:
+    """The first member name that appears twice in one JSON object, else None (also for invalid JSON,
+    which the route's own validation refuses). Why: parsers disagree on duplicates (first wins in some
+    WAFs, last wins in Python), so `{"content": "benign", "content": "<attack>"}` can show the WAF one
+    value and the app another; refusing duplicates removes the differential (OWASP API8:2023, CWE-436;
+    RFC 8259 §4 says names SHOULD be unique)."""
+    try:
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateMember as dup:
+        return dup.name
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return None
+    return None
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, body_max_bytes: Callable[[], int]) -> None:
         self.app = app
@@ -145,6 +175,8 @@ class RequestContextMiddleware:
         ctype = headers.get("content-type")
         if body and (ctype is None or not _is_json_media_type(ctype)):
             return (415, "unsupported-media-type", "send the body as application/json"), receive
+        if body and (duplicate := duplicate_json_member(body)) is not None:
+            return (422, "validation", f"the JSON member {duplicate[:64]!r} appears more than once"), receive
         sent = False
 
         async def replay() -> Message:

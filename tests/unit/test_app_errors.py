@@ -136,6 +136,23 @@ async def test_invalid_json_or_utf8_is_4xx(client: httpx.AsyncClient, make_token
     assert r.json()["type"] == "urn:seclab:problem:validation"
 
 
+@pytest.mark.parametrize("raw", [b'{"title": "a", "title": "b"}', b'{"x": {"k": 1, "k": 2}}'])
+async def test_duplicate_json_members_are_422(client: httpx.AsyncClient, raw: bytes) -> None:
+    """WAF/app parser differential (API8:2023, CWE-436): the app refuses duplicates even with the WAF off."""
+    r = await client.post("/api/v1/conversations", content=raw, headers={"content-type": "application/json"})
+    assert_problem(r, 422, "validation")
+    assert "more than once" in r.json()["detail"]
+
+
+def test_duplicate_json_member_detection() -> None:
+    from app.core.middleware import duplicate_json_member
+
+    assert duplicate_json_member(b'{"content": "hello", "content": "x"}') == "content"
+    assert duplicate_json_member(b'[{"a": 1}, {"a": 2}]') is None  # same name in two objects is fine
+    assert duplicate_json_member(b'{"content": "hello"}') is None
+    assert duplicate_json_member(b'{"content": ') is None  # invalid JSON: the route's validation answers
+
+
 async def test_unhandled_error_is_generic_500(client: httpx.AsyncClient) -> None:
     r = await client.get("/boom")
     body = assert_problem(r, 500, "internal")
