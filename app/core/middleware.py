@@ -79,7 +79,7 @@ def duplicate_json_member(body: bytes) -> str | None:
         json.loads(body, object_pairs_hook=_refuse_duplicates)
     except _DuplicateMember as dup:
         return dup.name
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+    except (ValueError, RecursionError):  # invalid or absurdly nested JSON: the route's validation answers
         return None
     return None
 

@@ -151,6 +151,15 @@ def test_duplicate_json_member_detection() -> None:
     assert duplicate_json_member(b'[{"a": 1}, {"a": 2}]') is None  # same name in two objects is fine
     assert duplicate_json_member(b'{"content": "hello"}') is None
     assert duplicate_json_member(b'{"content": ') is None  # invalid JSON: the route's validation answers
+    deep = b'{"content": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert duplicate_json_member(deep) is None  # RecursionError is not a 500 here: the route refuses it
+
+
+async def test_deeply_nested_json_is_4xx(client: httpx.AsyncClient, make_token: Callable[..., str]) -> None:
+    h = {"Authorization": f"Bearer {make_token('u', ['lab-admin'])}", "content-type": "application/json"}
+    r = await client.post("/api/v1/admin/tenants", content=b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                          headers=h)
+    assert 400 <= r.status_code < 500, r.text
 
 
 async def test_unhandled_error_is_generic_500(client: httpx.AsyncClient) -> None:
