@@ -91,6 +91,9 @@ def test_html_contents(built: tuple[Path, dict[str, Any]]) -> None:
                  "A03-SQLI-MSG-01", "942100", "req-7f3a9c01", "LLM01-PI-01", "unexpected",
                  "0.8 %", "79.3 %", "Hardening index <b>56</b>", "PKGS-7392", "TLS1_1", "ssl_prefer_server_ciphers off"):
         assert text in html, text
+    # The false-positive card shows the lab's worst level, not whichever row came last (stock is 37.9 %).
+    card = re.search(r"WAF false positives \(lab, worst level\)</span><b[^>]*>([^<]+)</b><span>([^<]+)</span>", html)
+    assert card is not None and card.group(1) == "0.8 %" and "stock 37.9 %" in card.group(2), card
     # Attack matrix: the SQLi row marks the edge column as the stopping layer, the injection a miss in ai.
     row = re.search(r'<tr id="attack-A03-SQLI-MSG-01">(.*?)</tr>', html, re.DOTALL).group(1)
     cells = re.findall(r'<td class="(cell[^"]*)"', row)
