@@ -205,8 +205,8 @@ def build_reload_plan(lab: LabDefinition, pki: PkiPlan) -> ReloadPlan:
                 Use(cert="worker", loads="per-connection", note="kombu -> redis-py"),
                 Use(
                     cert="flower",
-                    loads="not-loaded",
-                    note="Flower serves plain HTTP on loopback behind the edge",
+                    loads="at-start",
+                    note="Flower (tornado) serves TLS to the edge with --certfile/--keyfile, read at start",
                 ),
             ),
         ),

@@ -76,7 +76,8 @@ def test_due_services(rplan: ReloadPlan) -> None:
     # nginx and PostgreSQL hold their CRLs in memory: a re-signed CRL needs a reload.
     assert _due(rplan, crl_updated=True) == ["postgresql", "edge"]
     # Certificates no service loads on this engine (plain HTTP on loopback) reload nothing.
-    assert _due(rplan, "llama", "flower", "prometheus", "idp") == []
+    assert _due(rplan, "llama", "prometheus", "idp") == []
+    assert _due(rplan, "flower") == ["flower"]  # Flower serves TLS to the edge with its own certificate
     everything = _due(rplan, "intermediate", "edge")
     assert everything[0] == "postgresql" and everything[-1] == "edge" and "app" in everything
 
