@@ -25,7 +25,7 @@ from benchmarks.waf.live import Pacer, WafLogs, default_rate, deployed_level, de
 from benchmarks.waf.local import REPO, WafInstance, start_instance
 from waf_rules.render import CRS_RULES_DIR
 
-CORPORA = REPO.parent / "shared" / "corpora"
+CORPORA = REPO / "corpora"
 CHAT_LEGIT = CORPORA / "chat-legit"
 CRS_REGRESSION = CORPORA / "crs-3.3-regression" / "tests"
 MESSAGE_PATH = "/api/v1/conversations/{id}/messages"

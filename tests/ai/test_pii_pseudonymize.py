@@ -10,7 +10,7 @@ import pytest
 
 from app.ai.pii import EncryptedMappingStore, MappingDecryptError, Pseudonymizer, find_pii
 
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+CORPORA = Path(__file__).resolve().parents[2] / "corpora"
 STRUCTURED = {"EMAIL", "PHONE", "IBAN", "CARD", "IP", "NATIONAL_ID"}
 
 
@@ -94,8 +94,6 @@ def test_output_check_finds_pii_user_did_not_send() -> None:
 def test_precision_on_legit_prompts() -> None:
     """Structured PII hits on legit chat prompts stay rare (reported by benchmarks/guard/measure.py)."""
     path = CORPORA / "chat-legit" / "prompts.jsonl"
-    if not path.is_file():
-        pytest.skip(f"corpora not found at {CORPORA} (expected <repo>/../shared/corpora)")
     texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     hit = sum(any(f.kind in STRUCTURED for f in find_pii(t)) for t in texts)
     assert hit / len(texts) <= 0.05, f"{hit} of {len(texts)} legit prompts have a structured PII hit"

@@ -4,7 +4,7 @@ Usage::
 
     python -m app.ai.guard.train [CORPORA_DIR] [--out-dir app/ai/guard/model]
 
-CORPORA_DIR defaults to ``<repo>/../shared/corpora`` (``prompt-injection/injections.jsonl`` = attacks,
+CORPORA_DIR defaults to ``<repo>/corpora`` (``prompt-injection/injections.jsonl`` = attacks,
 ``chat-legit/prompts.jsonl`` + ``code-heavy.jsonl`` = legitimate prompts).
 
 Two model files are written, by the same procedure (``fit_guard``) on different data:
@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[3]
-DEFAULT_CORPORA = REPO.parent / "shared" / "corpora"
+DEFAULT_CORPORA = REPO / "corpora"
 # Hard negatives: legitimate questions about prompt injection, jailbreaks and system prompts (a security
 # student's, a developer's). The corpora hold none, so the classifier would learn "mentions system
 # prompt = attack". Added to every fit as legitimate, never to validation or the reported metrics.
