@@ -266,7 +266,7 @@ def up(
     """Provision and start the lab (playbooks/site.yml). Idempotent: a second run changes nothing.
 
     On this host the service virtualenv is built from the interpreter the CLI runs on (3.12+); for a
-    remote inventory the app role finds one there unless `seclab_python` names it.
+    remote inventory the runtime role finds one there unless `seclab_python` names it.
     """
     extra: dict[str, Any] = {}
     if seclab_python:

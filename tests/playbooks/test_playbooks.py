@@ -401,7 +401,7 @@ def test_failed_run_has_a_one_line_error(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_pack_source_is_reproducible(tmp_path: Path) -> None:
-    script = ROLES / "app" / "files" / "pack_source.py"
+    script = ROLES / "runtime" / "files" / "pack_source.py"
     outs = []
     for n in (1, 2):
         out = tmp_path / f"src{n}.tar.gz"

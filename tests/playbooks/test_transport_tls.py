@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.playbooks.test_playbooks import HERE, ROOT, _ansible_playbook, _env, _lines
+from tests.playbooks.test_playbooks import HERE, ROLES, ROOT, _ansible_playbook, _env, _lines
 
 LAB_ROLES = {"seclab_app", "seclab_owner", "seclab_monitor", "keycloak"}
 MOZILLA_TLS12 = {
@@ -79,9 +79,11 @@ def test_postgresql_ssl_settings(out: Path) -> None:
     assert conf["listen_addresses"] == "'localhost'"
 
 
-def test_postgresql_first_run_keeps_tcp_closed(out: Path) -> None:
-    # Without certificates ssl is off, and pg_hba has hostssl lines only: no TCP login at all.
-    assert _conf(out / "postgresql.first.conf")["ssl"] == "off"
+def test_postgresql_tls_has_no_off_switch() -> None:
+    # TLS from the first start: the pki role runs before the postgresql role (site.yml), so the template
+    # has no "certificates not there yet" variant that a stale fact could select (the first-run fault).
+    text = (ROLES / "postgresql" / "templates" / "seclab.conf.j2").read_text()
+    assert "ssl = off" not in text and "ssl = on" in text
 
 
 # ---------------------------------------------------------------- Redis
@@ -105,9 +107,10 @@ def test_redis_is_tls_only_with_client_certificates(out: Path) -> None:
                    for ln in lines)
 
 
-def test_redis_first_run_is_loopback_plaintext_only_until_tls(out: Path) -> None:
-    lines = _lines(out / "redis.first.conf")
-    assert "port 6379" in lines and not any(ln.startswith("tls-port") for ln in lines)
+def test_redis_has_no_plaintext_variant() -> None:
+    text = (ROLES / "redis" / "templates" / "seclab.conf.j2").read_text()
+    assert "port 0" in text and "tls_ready" not in text
+    assert not any(line.strip().startswith("port {{") for line in text.splitlines())
 
 
 def _acl(out: Path) -> dict[str, list[str]]:

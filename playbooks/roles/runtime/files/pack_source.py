@@ -1,6 +1,6 @@
 """Pack the project's source into a byte-for-byte reproducible tar.gz (runs on the controller).
 
-Why: the app role copies one archive and reinstalls only when its checksum changed, so a second
+Why: the runtime role copies one archive and reinstalls only when its checksum changed, so a second
 `lab up` is changed=0. Entries are sorted, owned by root, with fixed times and modes; caches,
 virtualenvs, VCS data and tests are left out.
 Usage: python pack_source.py ROOT OUT ITEM [ITEM...]
