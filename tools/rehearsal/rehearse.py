@@ -10,6 +10,7 @@ sandbox is destroyed unless --keep.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ RECAP_RE = re.compile(r"ansible \S+: (done|FAILED) in \d+s \((.*)\)")
 HOST_RE = re.compile(r"changed=(\d+) failed=(\d+)")
 PYTEST_LAST_RE = re.compile(r"^=+ .*\b(passed|failed|errors?|no tests ran)\b.* in [\d.]+s.*=+$")
 CLONE_DIR = "/root/seclab"
+ANSIBLE_STATE = "/root/.local/state/seclab"  # where `./lab up` keeps Ansible's JSON-lines log
+HEARTBEAT_S = 60
 
 
 @dataclass
@@ -74,6 +77,19 @@ def step(sb: sandbox.Sandbox, argv: list[str], log: Path, timeout_s: float, cwd:
 
     timer = threading.Timer(timeout_s, on_timeout)
     timer.start()
+    last_output = [time.monotonic()]
+    started = time.monotonic()
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        # `./lab up` shows progress on a terminal only; in CI's log, say every minute that it still
+        # runs and which Ansible task it is at, from the lab's JSON-lines log inside the sandbox.
+        while not done.wait(HEARTBEAT_S):
+            if time.monotonic() - last_output[0] >= HEARTBEAT_S:
+                now = current_task(sb)
+                say(f"... {fmt_secs(time.monotonic() - started)}" + (f", at: {now}" if now else ""))
+
+    threading.Thread(target=heartbeat, daemon=True).start()
     try:
         assert proc.stdout is not None
         with open(log, "w", encoding="utf-8") as fh:
@@ -83,6 +99,7 @@ def step(sb: sandbox.Sandbox, argv: list[str], log: Path, timeout_s: float, cwd:
                 sys.stdout.flush()
                 fh.write(line)
                 text = line.rstrip("\n")
+                last_output[0] = time.monotonic()
                 res.tail.append(text)
                 if RECAP_RE.search(text):
                     res.recap = text
@@ -91,10 +108,32 @@ def step(sb: sandbox.Sandbox, argv: list[str], log: Path, timeout_s: float, cwd:
         res.rc = proc.wait()
     finally:
         timer.cancel()
+        done.set()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return res
+
+
+def current_task(sb: sandbox.Sandbox) -> str | None:
+    """The Ansible task a `./lab up` inside sb is running (the last one its JSON-lines log started)."""
+    try:
+        logs = sorted(sb.path_inside(ANSIBLE_STATE).glob("ansible-*.jsonl"), key=lambda p: p.stat().st_mtime)
+        if not logs:
+            return None
+        with open(logs[-1], "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 16384))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except (OSError, RehearsalError):
+        return None
+    for line in reversed(lines):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict) and str(ev.get("_event", "")).endswith("task_start"):
+            return str(ev.get("task", {}).get("name", "?"))
+    return None
 
 
 def clone_into(sb: sandbox.Sandbox, repo: Path, dest: str) -> str:
@@ -121,7 +160,7 @@ def clone_into(sb: sandbox.Sandbox, repo: Path, dest: str) -> str:
 def collect_logs(sb: sandbox.Sandbox, dest: Path, clone: str) -> None:
     """Copy what explains a failure out of the sandbox before it is destroyed."""
     wanted = [("/var/log/seclab", "var-log-seclab"), ("/var/log/supervisor", "var-log-supervisor"),
-              ("/root/.local/state/seclab", "ansible"), (f"{clone}/.venv/install.log", "install.log")]
+              (ANSIBLE_STATE, "ansible"), (f"{clone}/.venv/install.log", "install.log")]
     for src, name in wanted:
         try:
             path = sb.path_inside(src)

@@ -24,6 +24,7 @@ from . import image, network
 from .common import HERE, HOME, RehearsalError, locked, run, say
 
 STATES = HOME / "sandboxes"
+TRASH = HOME / "trash"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # Host caches shared read-write with every sandbox: pip's wheels (llama-cpp-python compiles once),
 # Maven's and npm's downloads. Same path inside, so tools find them where they always do.
@@ -336,6 +337,20 @@ def destroy(name: str, *, quiet: bool = False) -> None:
         left = _host_mounts_under(sb.dir)
         if left:
             raise RehearsalError(f"mounts remain under {sb.dir}: {left}; not deleting it")
-        shutil.rmtree(sb.dir)
+        # Out of the way at once (the name and subnet are free again); the files, gigabytes once a lab
+        # ran inside, are deleted in the background, so nobody waits on the lock meanwhile.
+        TRASH.mkdir(parents=True, exist_ok=True)
+        gone = TRASH / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        sb.dir.rename(gone)
+    purge_trash()
     if not quiet:
-        say(f"sandbox {name} destroyed")
+        say(f"sandbox {name} destroyed (its files are being deleted in the background)")
+
+
+def purge_trash() -> None:
+    """Delete destroyed sandboxes' files, niced, detached (a leftover of an interrupted run included)."""
+    if TRASH.is_dir() and any(TRASH.iterdir()):
+        subprocess.Popen(["nice", "-n", "19", "ionice", "-c", "3", "rm", "-rf", "--one-file-system",
+                          *[str(p) for p in TRASH.iterdir()]],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
