@@ -348,9 +348,16 @@ def destroy(name: str, *, quiet: bool = False) -> None:
 
 
 def purge_trash() -> None:
-    """Delete destroyed sandboxes' files, niced, detached (a leftover of an interrupted run included)."""
-    if TRASH.is_dir() and any(TRASH.iterdir()):
-        subprocess.Popen(["nice", "-n", "19", "ionice", "-c", "3", "rm", "-rf", "--one-file-system",
-                          *[str(p) for p in TRASH.iterdir()]],
+    """Delete destroyed sandboxes' files, niced and detached, one `rm` per entry (a flock on it keeps a
+    second purge off an entry already being deleted; a leftover of an interrupted delete is retried)."""
+    if not TRASH.is_dir():
+        return
+    locks = HOME / "trash.locks"
+    locks.mkdir(exist_ok=True)
+    for entry in TRASH.iterdir():
+        lock = locks / f"{entry.name}.lock"
+        script = 'rm -rf --one-file-system "$1" && rm -f "$2"'
+        subprocess.Popen(["flock", "-n", str(lock), "nice", "-n", "19", "ionice", "-c", "3",
+                          "sh", "-c", script, "purge", str(entry), str(lock)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
