@@ -95,3 +95,9 @@ def need(available: bool, what: str) -> None:
     if os.environ.get("SECLAB_REQUIRE_LAB") == "1":
         pytest.fail(f"missing: {what} (./lab up provisions it; SECLAB_REQUIRE_LAB=1)", pytrace=False)
     pytest.skip(f"missing: {what}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `late` run after all others, in their collected order: they change the lab's state
+    for a while (the attack run locks carol out by design; re-provisioning restarts services)."""
+    items.sort(key=lambda item: item.get_closest_marker("late") is not None)

@@ -24,7 +24,7 @@ from seclab import labdef
 from seclab.tokens import get_access_token
 from tests.conftest import need
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.late, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 
