@@ -6,6 +6,7 @@ uses for Keycloak or the stand-in IdP (`http_client=` of `create_app`).
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -80,3 +81,23 @@ def make_token(signing_key: RSAKey) -> Callable[..., str]:
         return mint(signing_key, claims_for(sub, roles, tenant, **extra))
 
     return _make
+
+
+def need(available: bool, what: str) -> None:
+    """Skip a test whose prerequisite is missing, except under `./lab test` (SECLAB_REQUIRE_LAB=1).
+
+    `./lab up` installs every tool and service the suite uses, so under `./lab test` a missing one is
+    a provisioning bug and fails the test instead of hiding behind a skip. A bare `pytest` run on a
+    developer's laptop without the lab still skips, with the reason.
+    """
+    if available:
+        return
+    if os.environ.get("SECLAB_REQUIRE_LAB") == "1":
+        pytest.fail(f"missing: {what} (./lab up provisions it; SECLAB_REQUIRE_LAB=1)", pytrace=False)
+    pytest.skip(f"missing: {what}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `late` run after all others, in their collected order: they change the lab's state
+    for a while (the attack run locks carol out by design; re-provisioning restarts services)."""
+    items.sort(key=lambda item: item.get_closest_marker("late") is not None)

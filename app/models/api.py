@@ -6,11 +6,12 @@ Request models forbid unknown fields so a client cannot set server-owned fields 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x00, 0x20), 0x7F))
 """C0 controls and DEL: refused in one-line fields such as titles, which end up in lists and logs
@@ -29,6 +30,22 @@ def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("NUL characters are not allowed")
     return value
+
+
+CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+"""RFC 9562 text form, the one the API emits. Python's UUID() also takes 32 bare hex digits, braces and
+`urn:uuid:`: those are refused (422) so one resource has one URL and the schema's `format: uuid` is the
+contract the server enforces (parser differentials, OWASP API8:2023; ASVS 4.0.3 V5.1.3)."""
+
+
+def _canonical_uuid(value: object) -> object:
+    if isinstance(value, str) and not CANONICAL_UUID.match(value):
+        raise ValueError("must be a UUID in its canonical 8-4-4-4-12 form")
+    return value
+
+
+ResourceId = Annotated[UUID, BeforeValidator(_canonical_uuid)]
+"""A path id: validated (422) before any dependency touches the database."""
 
 
 class _Request(BaseModel):

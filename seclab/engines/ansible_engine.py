@@ -212,7 +212,10 @@ def run_playbook(
             extra_file = Path(tmp) / "extra.json"
             _write_private(extra_file, json.dumps(extra_vars))
             cmd += ["-e", f"@{extra_file}"]
-        env = dict(os.environ)
+        # The controller's SECLAB_* settings (e.g. SECLAB_LAB_FILE=lab.yml from `lab -f`) must not leak into
+        # the tasks: on a local connection they inherit this environment, and the lab's own tools read
+        # SECLAB_LAB_FILE as the rendered lab.json (a YAML path there broke `app.db.admin sync`).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SECLAB_")}
         env.update({
             "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.jsonl",

@@ -1,4 +1,4 @@
-"""Servers for the AI gateway tests: a private redis-server on 16379 and the llama.cpp server on 18081.
+"""Servers for the AI gateway tests: a private redis-server and the llama.cpp server, each on a free port.
 
 The llama.cpp server with the generated tiny model is the STAND-IN for OpenAI (no route to OpenAI
 here): the same `OpenAICompatProvider` talks to both. Each fixture stops only what it started.
@@ -19,9 +19,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import need
+
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_PORT = 16379
-LLAMA_PORT = 18081
+
+
+def _free_port() -> int:
+    """A port nobody listens on now: fixed ports collide with other runs and with developers' services."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+REDIS_PORT = _free_port()
+LLAMA_PORT = _free_port()
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 
 
@@ -33,8 +44,7 @@ def _port_open(port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed")
+    need(shutil.which("redis-server") is not None, "redis-server (./lab up installs it)")
     started = False
     if not _port_open(REDIS_PORT):
         subprocess.run(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
@@ -63,7 +73,6 @@ async def redis(redis_server: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("gguf")
     from app.ai.tinymodel import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny.gguf")
@@ -72,9 +81,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def llama_server(tiny_model: Path) -> Iterator[tuple[str, str]]:
     """(base_url, api_key) of a real llama.cpp OpenAI-compatible server with the tiny model."""
-    pytest.importorskip("llama_cpp.server")
-    if _port_open(LLAMA_PORT):
-        pytest.skip(f"port {LLAMA_PORT} is busy")
+    assert not _port_open(LLAMA_PORT), f"port {LLAMA_PORT} was free a moment ago"
     key = secrets.token_hex(16)
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_model), "--host", "127.0.0.1",

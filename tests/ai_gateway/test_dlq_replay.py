@@ -17,8 +17,6 @@ from uuid import uuid4
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("celery")
-
 QUEUE_KEY = "seclab:seclab.generate"  # global_keyprefix + task_default_queue of make_celery
 
 

@@ -6,10 +6,7 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
-
-pytest.importorskip("gguf")
 
 from seclab.commands.model import app
 

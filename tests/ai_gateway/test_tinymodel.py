@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
-
-gguf = pytest.importorskip("gguf")
+import gguf  # noqa: E402
 
 
 def test_same_seed_same_bytes(tmp_path: Path, tiny_model: Path) -> None:
@@ -28,7 +26,8 @@ def test_has_byte_tokens_and_rms_epsilon(tiny_model: Path) -> None:
 
 
 def test_loads_and_generates(tiny_model: Path) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
+    import llama_cpp
+
     m = llama_cpp.Llama(model_path=str(tiny_model), n_ctx=256, verbose=False)
     out = m("Hello", max_tokens=8, temperature=0.0)
     assert out["usage"]["completion_tokens"] >= 1

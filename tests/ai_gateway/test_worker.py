@@ -17,8 +17,6 @@ from typer.testing import CliRunner
 from tests.ai_gateway.conftest import ROOT
 from tests.ai_gateway.worker_runtime import CALLS_KEY, FAIL_KEY, add_pending, msg_key
 
-pytest.importorskip("celery")
-
 
 @pytest.fixture(scope="module")
 def worker(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

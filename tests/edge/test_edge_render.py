@@ -14,6 +14,7 @@ import yaml
 
 from edge.render import DEFAULTS_FILE, TEMPLATE_DIR, TEMPLATES, environment, render, template_vars
 from seclab.labdef import LabDefinition
+from tests.conftest import need
 
 from .conftest import nginx_test, render_edge
 
@@ -212,9 +213,9 @@ def test_nginx_rejects_a_missing_certificate(tmp_path: Path, lab: LabDefinition)
 
 
 def test_nginx_accepts_the_config_with_the_waf(tmp_path: Path, lab: LabDefinition, pki_dir: Path) -> None:
-    waf = pytest.importorskip("waf_rules.render")
-    if not Path(waf.MODSEC_MODULE).exists():
-        pytest.skip("ModSecurity connector not installed")
+    from waf_rules import render as waf
+
+    need(Path(waf.MODSEC_MODULE).exists(), "the ModSecurity connector (libnginx-mod-http-modsecurity)")
     waf.render(lab, tmp_path / "waf", tmp_path / "audit.json", tmp_dir=str(tmp_path))
     conf = render_edge(
         lab,

@@ -23,21 +23,19 @@ import pytest
 from seclab.labdef import LabDefinition, as_vars
 
 from .conftest import EDGE_HTTP, EDGE_HTTPS, REPO, give_to_workers, port_open, run_dir
+from tests.conftest import need
 
 PROGRAM = "edgetest"
 PLAYBOOK = Path(__file__).parent / "playbooks" / "edge_roles.yml"
 ANSIBLE = Path(sys.executable).with_name("ansible-playbook")
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0
-    or not ANSIBLE.exists()
-    or shutil.which("supervisorctl") is None
-    or subprocess.run(check=False, args=["supervisorctl", "pid"], capture_output=True, text=True)
-    .stdout.strip()
-    .isdigit()
-    is False,
-    reason="needs root, ansible-playbook and a running supervisord",
-)
+@pytest.fixture(scope="module", autouse=True)
+def _provisioning_tools() -> None:
+    need(os.geteuid() == 0, "root (the play writes a supervisord program)")
+    need(ANSIBLE.exists(), "ansible-playbook beside this interpreter (the dev extra)")
+    supervised = shutil.which("supervisorctl") is not None and subprocess.run(
+        ["supervisorctl", "pid"], check=False, capture_output=True, text=True).stdout.strip().isdigit()
+    need(supervised, "a running supervisord (./lab up starts it)")
 
 
 def _remove_program() -> None:

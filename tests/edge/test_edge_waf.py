@@ -15,6 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import need
+from waf_rules import render as waf_render  # noqa: E402
+
 from .conftest import (
     EDGE_HTTPS,
     EdgeInstance,
@@ -26,11 +29,10 @@ from .conftest import (
     stop,
 )
 
-waf_render = pytest.importorskip(
-    "waf_rules.render", reason="the WAF renderer (waf_rules/render.py) is not there"
-)
-if not Path(waf_render.MODSEC_MODULE).exists():
-    pytest.skip("libnginx-mod-http-modsecurity is not installed", allow_module_level=True)
+
+@pytest.fixture(scope="module", autouse=True)
+def _modsecurity_installed() -> None:
+    need(Path(waf_render.MODSEC_MODULE).exists(), "libnginx-mod-http-modsecurity")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from attacks.evidence import (
     parse_modsec_error_log,
 )
 from seclab.labdef import load
+from tests.conftest import need
 
 pytestmark = pytest.mark.integration
 
@@ -161,8 +162,7 @@ def test_log_rotation_is_configured_for_the_three_logs(live: dict[str, Any]) -> 
         assert check.returncode == 0, check.stderr[-1000:]
     # The app's log: supervisord rotates what it captures (process role: process_log_maxbytes/backups).
     program = Path("/etc/supervisor/conf.d/app.conf")
-    if not program.exists():
-        pytest.skip("the app does not run under supervisord on this host")
+    need(program.exists(), "the app under supervisord (this check reads its program file)")
     text = program.read_text()
     assert f"stdout_logfile={logs}/app.log" in text
     size = re.search(r"^stdout_logfile_maxbytes=(\d+)\s*(KB|MB|GB)?$", text, re.MULTILINE)

@@ -155,8 +155,8 @@ def test_waf_still_guards_flower_for_the_admin(lab: LabDefinition, edge: httpx.C
                                                admin: dict[str, str]) -> None:
     from seclab.commands.attack import deployed_setting, waf_conf_dir
 
-    if deployed_setting(waf_conf_dir(lab), "SecRuleEngine") != "On":
-        pytest.skip("the WAF is in detection-only mode right now (lab attack --edge detection-only)")
+    # The WAF must be blocking: a defence demo left in detection-only mode is a finding, not a skip.
+    assert deployed_setting(waf_conf_dir(lab), "SecRuleEngine") == "On", "the WAF is in detection-only mode"
     _problem(edge.get("/flower/tasks", params={"q": "1' OR 1=1-- -"}, headers=admin), 403, "waf-blocked")
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 import pytest
+import redis.asyncio as aioredis
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 

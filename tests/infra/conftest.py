@@ -7,8 +7,8 @@ commands, sockets) and never through Python's own `os` or `open`.
 Rules every test here follows:
 - its name carries its control id (`test_nginx_05_...` -> nginx-05) and the id is in controls.yml;
   collection fails otherwise, so the report can never show a check that cites nothing;
-- a check of something the roles do not provision yet is marked xfail "not yet provisioned: <issue>"
-  *at run time and still runs*: once the role lands, the same test passes or fails for real;
+- every control checks what `./lab up` provisions; nothing is marked "not yet provisioned" any more
+  (those run-time xfails were removed once site.yml ran every role): a missing piece fails;
 - a deviation from a baseline is a replacement check whose waiver (waivers.yml) must exist.
 """
 
@@ -27,14 +27,6 @@ from seclab import labdef
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CONTROL_RE = re.compile(r"^test_(nginx|postgres|redis|keys|net|proc|tls)_(\d{2})(?:_|$)")
-
-# The issues that will provision what is not there yet (reason strings of the runtime xfails).
-PENDING_EDGE = "not yet provisioned: edge issue (site.yml does not run the pki, waf and edge roles yet)"
-PENDING_DATA_TLS = "not yet provisioned: edge/PKI issue (TLS with client certificates to PostgreSQL and Redis)"
-PENDING_PKI = "not yet provisioned: edge/PKI issue (the pki role is not in site.yml yet)"
-PENDING_MONITORING = "not yet provisioned: monitoring issue (the monitoring role is not in site.yml yet)"
-PENDING_IDP = "not yet provisioned: identity issue (the keycloak / idp_standin role is not in site.yml yet)"
-
 
 def control_of(name: str) -> str | None:
     """`test_nginx_05_server_tokens[...]` -> `nginx-05`."""
@@ -120,26 +112,8 @@ def role_default(role: str, key: str) -> Any:
     return value
 
 
-def pending(request: pytest.FixtureRequest, condition: bool, reason: str) -> None:
-    """Mark the running test xfail (it still runs) when what it checks is not provisioned yet."""
-    if condition:
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-
-
 def sh(*argv: str) -> str:
     return " ".join(shlex.quote(a) for a in argv)
-
-
-@pytest.fixture(scope="module")
-def edge_provisioned(host: Any) -> bool:
-    """The lab's nginx.conf (edge/nginx.conf.j2) is in place: Debian's own file does not count."""
-    f = host.file("/etc/nginx/nginx.conf")
-    return f.exists and f.contains("seclab edge")
-
-
-@pytest.fixture(scope="module")
-def pki_provisioned(host: Any, lab: labdef.LabDefinition) -> bool:
-    return host.file(f"{lab.paths.pki}/ca/ca-bundle.crt").exists
 
 
 @pytest.fixture(scope="module")

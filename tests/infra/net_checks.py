@@ -49,9 +49,13 @@ def is_loopback(addr: str) -> bool:
     if addr in ("*", "0.0.0.0", "::"):
         return False
     try:
-        return ipaddress.ip_address(addr).is_loopback
+        ip = ipaddress.ip_address(addr)
     except ValueError:
         return False
+    # Java binds IPv4 loopback as an IPv4-mapped IPv6 socket (::ffff:127.0.0.1): still loopback only.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 def listener_waivers(waivers: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,15 +12,7 @@ from typing import Any
 import pytest
 
 from tests.infra import net_checks
-from tests.infra.conftest import (
-    PENDING_EDGE,
-    PENDING_IDP,
-    PENDING_MONITORING,
-    PENDING_PKI,
-    load_waivers,
-    pending,
-    sh,
-)
+from tests.infra.conftest import load_waivers, sh
 
 FILE_MODES = {0o600, 0o640, 0o400, 0o440}
 """Secret and key files: owner read(-write), optionally group read, never others (DEVELOPING.md)."""
@@ -50,9 +42,8 @@ def test_keys_01_secret_files(host: Any, lab: Any) -> None:
     assert not bad and not links, f"bad modes: {bad}; symlinks: {links}"
 
 
-def test_keys_02_private_keys(request: pytest.FixtureRequest, host: Any, lab: Any, pki_provisioned: bool) -> None:
+def test_keys_02_private_keys(host: Any, lab: Any) -> None:
     """Every file under lab.paths.pki/private is 0600/0640, nothing for others (ASVS 4.0.3 V6.4.1)."""
-    pending(request, not pki_provisioned, PENDING_PKI)
     rows = tree(host, f"{lab.paths.pki}/private")
     assert rows, f"{lab.paths.pki}/private is missing"
     bad = [f"{p} {oct(m)} {u}:{g}" for k, m, u, g, p in rows if k == "f" and m not in FILE_MODES]
@@ -62,10 +53,8 @@ def test_keys_02_private_keys(request: pytest.FixtureRequest, host: Any, lab: An
 
 
 @pytest.mark.parametrize("where", ["secrets", "pki-private"])
-def test_keys_03_directories(request: pytest.FixtureRequest, host: Any, lab: Any, pki_provisioned: bool, where: str) -> None:
+def test_keys_03_directories(host: Any, lab: Any, where: str) -> None:
     """Directories holding secrets or keys are 0700 or 0710 (traverse-only for the reading group)."""
-    if where == "pki-private":
-        pending(request, not pki_provisioned, PENDING_PKI)
     root = lab.paths.secrets if where == "secrets" else f"{lab.paths.pki}/private"
     rows = tree(host, root)
     assert rows, f"{root} is missing"
@@ -93,16 +82,8 @@ def test_net_01_only_edge_beyond_loopback(host: Any, lab: Any) -> None:
     assert not bad, f"listening beyond loopback: {bad} (a platform listener needs a net-01 waiver in waivers.yml)"
 
 
-# Programs each issue adds, and the issue to name while it is not provisioned on this host.
-EXPECTED_PROGRAMS: dict[str, str] = {
-    "postgresql": "",
-    "redis": "",
-    "app": "",
-    "edge": PENDING_EDGE,
-    "idp": PENDING_IDP,
-    "prometheus": PENDING_MONITORING,
-    "alertmanager": PENDING_MONITORING,
-}
+# Programs every provisioned lab runs.
+EXPECTED_PROGRAMS: tuple[str, ...] = ("postgresql", "redis", "app", "edge", "idp", "prometheus", "alertmanager")
 
 
 def supervised(host: Any) -> dict[str, str]:
@@ -117,15 +98,12 @@ def supervised(host: Any) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("program", sorted(EXPECTED_PROGRAMS))
-def test_proc_01_program_running(request: pytest.FixtureRequest, host: Any, program: str) -> None:
+def test_proc_01_program_running(host: Any, program: str) -> None:
     """Each lab program is configured under supervisord and RUNNING (or active as a systemd unit)."""
     if host.run("test -d /run/systemd/system").rc == 0:
-        pending(request, bool(EXPECTED_PROGRAMS[program]) and not host.file(
-            f"/etc/systemd/system/seclab-{program}.service").exists, EXPECTED_PROGRAMS[program])
         assert host.service(f"seclab-{program}").is_running
         return
     configured = host.file(f"/etc/supervisor/conf.d/{program}.conf").exists
-    pending(request, bool(EXPECTED_PROGRAMS[program]) and not configured, EXPECTED_PROGRAMS[program])
     assert configured, f"no supervisord program {program}"
     state = supervised(host).get(program)
     assert state == "RUNNING", f"{program} is {state or 'unknown to supervisord'}"

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.infra import nginx_checks as ck
-from tests.infra.conftest import PENDING_EDGE, pending
 from tests.infra.nginxconf import Directive, parse_dump
 
 NGINX_CONF = "/etc/nginx/nginx.conf"
@@ -27,10 +26,6 @@ def nginx_conf(host: Any) -> list[Directive]:
         pytest.fail(f"`nginx -T` failed ({out.rc}): the configuration does not load")
     return parse_dump(out.stdout, NGINX_CONF)
 
-
-@pytest.fixture(autouse=True)
-def _edge_pending(request: pytest.FixtureRequest, edge_provisioned: bool) -> None:
-    pending(request, not edge_provisioned, PENDING_EDGE)
 
 
 def _ok(problems: list[str]) -> None:

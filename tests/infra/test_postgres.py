@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import PENDING_DATA_TLS, pending, role_default
+from tests.infra.conftest import role_default
 from tests.infra.nginx_checks import MOZILLA_INTERMEDIATE_TLS12
 
 DATABASES = ("postgres", role_default("postgresql", "postgresql_db_name"))
@@ -112,17 +112,15 @@ def test_postgres_10_config_permissions(host: Any, psql: Any) -> None:
     assert not problems, "; ".join(problems)
 
 
-def test_postgres_11_ssl(request: pytest.FixtureRequest, psql: Any, lab: Any, pki_provisioned: bool) -> None:
+def test_postgres_11_ssl(psql: Any, lab: Any) -> None:
     """DevSec: ssl = on, with our own certificate (never Debian's snakeoil)."""
-    pending(request, not pki_provisioned, PENDING_DATA_TLS)
     assert show(psql, "ssl") == "on", "ssl is off"
     cert = show(psql, "ssl_cert_file")
     assert cert.startswith(lab.paths.pki), f"ssl_cert_file {cert} is not a lab certificate"
 
 
-def test_postgres_12_ssl_ciphers(request: pytest.FixtureRequest, psql: Any, waived: Any, pki_provisioned: bool) -> None:
+def test_postgres_12_ssl_ciphers(psql: Any, waived: Any) -> None:
     """DevSec: ssl_ciphers 'ALL:!ADH:!LOW:!EXP:!MD5:@STRENGTH'. Waived for Mozilla intermediate."""
-    pending(request, not pki_provisioned, PENDING_DATA_TLS)
     waived("postgres-12", "ALL:!ADH")
     assert show(psql, "ssl_min_protocol_version") in ("TLSv1.2", "TLSv1.3")
     extra = [c for c in show(psql, "ssl_ciphers").split(":") if c not in MOZILLA_INTERMEDIATE_TLS12]
@@ -143,9 +141,8 @@ def test_postgres_14_network_auth(host: Any, psql: Any) -> None:
     assert not bad and not weak, f"hostssl not scram: {bad}; weak methods: {weak}"
 
 
-def test_postgres_15_ssl_only(request: pytest.FixtureRequest, host: Any, psql: Any, pki_provisioned: bool) -> None:
+def test_postgres_15_ssl_only(host: Any, psql: Any) -> None:
     """DevSec: no `host` and no `hostnossl` records: every network connection is TLS."""
-    pending(request, not pki_provisioned, PENDING_DATA_TLS)
     bad = [" ".join(r) for r in hba_lines(host, psql) if r[0] in ("host", "hostnossl")]
     assert not bad, f"non-TLS records: {bad}"
 

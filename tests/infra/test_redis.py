@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import PENDING_DATA_TLS, pending, role_default, sh
+from tests.infra.conftest import role_default, sh
 
 CONFIG = role_default("redis", "redis_config")
 ACLFILE = role_default("redis", "redis_aclfile")
@@ -121,9 +121,8 @@ def test_redis_05_files_not_world_readable(host: Any, path: str) -> None:
     assert f.mode & 0o007 == 0, f"{path} mode {oct(f.mode)}"
 
 
-def test_redis_06_tls_only(request: pytest.FixtureRequest, conf: dict[str, list[list[str]]], pki_provisioned: bool) -> None:
+def test_redis_06_tls_only(conf: dict[str, list[list[str]]]) -> None:
     """`port 0` and a tls-port with client certificates: no plaintext protocol at all (Redis TLS guide)."""
-    pending(request, not pki_provisioned, PENDING_DATA_TLS)
     assert conf.get("port", [["6379"]])[-1] == ["0"], f"plaintext port {conf.get('port')}"
     assert conf.get("tls-port"), "no tls-port"
     assert conf.get("tls-auth-clients", [["yes"]])[-1] == ["yes"], "client certificates not required"

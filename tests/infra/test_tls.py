@@ -14,16 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import PENDING_EDGE, pending
 from tests.infra.nginx_checks import MOZILLA_INTERMEDIATE_TLS12
 
 MOZILLA_HSTS_MIN = 63072000
 """Mozilla: `max-age=63072000` (two years)."""
 
-
-@pytest.fixture(autouse=True)
-def _edge_pending(request: pytest.FixtureRequest, edge_provisioned: bool) -> None:
-    pending(request, not edge_provisioned, PENDING_EDGE)
 
 
 @pytest.fixture(scope="module")

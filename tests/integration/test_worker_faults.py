@@ -35,10 +35,8 @@ import pytest
 from app.core.config import Settings
 from app.main import create_app
 from tests.ai_gateway.conftest import ROOT, tiny_model  # noqa: F401 - session fixture reused
+from tests.conftest import need
 from tests.integration.conftest import auth, stand_in_screener
-
-pytest.importorskip("celery")
-pytest.importorskip("llama_cpp.server")
 
 P = "/api/v1"
 
@@ -214,8 +212,7 @@ class LlamaServer:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, settings: Settings,  # noqa: F811
         synced: list[str]) -> Iterator[dict[str, Any]]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed")
+    need(shutil.which("redis-server") is not None, "redis-server (./lab up installs it)")
     work = tmp_path_factory.mktemp("faults")
     # free ports picked now (other test runs and helpers use the fixed ones); the ACL does not name ports
     redis = RedisServer(work, _free_port())

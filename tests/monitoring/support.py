@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import need
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `monitoring` is not an installed package (yet): see conftest.py
@@ -20,8 +20,6 @@ def tool(name: str) -> str:
     """Path of a Prometheus tool, or skip: `./lab up` installs them (Debian packages prometheus,
     prometheus-alertmanager); on a laptop without them these checks cannot run."""
     path = shutil.which(name)
-    if path is None:
-        pytest.skip(
-            f"{name} not installed (apt-get install prometheus prometheus-alertmanager; `./lab up` does)"
-        )
+    need(path is not None, f"{name} (apt-get install prometheus prometheus-alertmanager; `./lab up` does)")
+    assert path is not None
     return path

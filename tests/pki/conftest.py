@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.pki.pki_support import EXTRA_HOST, T0
 
 from pki.ca import EnsureResult, ensure
 from pki.layout import Layout
 from pki.model import PkiPlan
 from pki.plan import build_plan
 from seclab.labdef import LabDefinition, load
+from tests.pki.pki_support import EXTRA_HOST, T0
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification as v
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from tests.pki.pki_support import EXTRA_HOST, cert, chain
 
 from pki.layout import Layout
 from pki.model import PkiPlan
+from tests.pki.pki_support import EXTRA_HOST, cert, chain
 
 
 def _builder(layout: Layout) -> v.PolicyBuilder:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from tests.pki.pki_support import cert
 from typer.testing import CliRunner
 
 from pki.layout import Layout
 from seclab.commands.pki import app
 from seclab.labdef import LabDefinition, as_vars
+from tests.pki.pki_support import cert
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from tests.pki.pki_support import T0, cert
 
 from pki.ca import EnsureResult, ensure, revoke, rotate, status
 from pki.layout import Layout
 from pki.model import PkiPlan
 from pki.plan import build_plan
 from seclab.labdef import LabDefinition
+from tests.conftest import need
+from tests.pki.pki_support import T0, cert
 
 
 def _mode(p: Path) -> int:
@@ -54,8 +55,8 @@ def test_loose_key_mode_is_repaired_and_reported(plan: PkiPlan, layout: Layout) 
     assert _mode(layout.key("edge")) == 0o600
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 def test_keys_belong_to_their_service_user(plan: PkiPlan, layout: Layout) -> None:
+    need(os.geteuid() == 0, "root (chown)")
     for spec in plan.certs:
         try:
             want = pwd.getpwnam(spec.owner).pw_uid if spec.owner else 0
@@ -66,7 +67,7 @@ def test_keys_belong_to_their_service_user(plan: PkiPlan, layout: Layout) -> Non
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("no postgres user here")
+            need(False, "the postgres user (Debian's postgresql package)")
         assert layout.key("postgres").stat().st_uid == pwd.getpwnam("postgres").pw_uid
 
 

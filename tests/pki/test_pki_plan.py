@@ -5,12 +5,12 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 import pytest
-from tests.pki.pki_support import EXTRA_HOST
 from pydantic import ValidationError
 
 from pki.model import CertSpec, PkiPlan
 from pki.plan import CLIENTS, SERVERS, build_plan
 from seclab.labdef import LabDefinition
+from tests.pki.pki_support import EXTRA_HOST
 
 SERVICES = {"edge", "app", "idp", "postgres", "redis", "prometheus", "llama", "flower"}
 CLIENT_NAMES = {"edge-client", "seclab_app", "app-redis", "worker", "prometheus-scraper", "seclab_monitor", "keycloak"}

@@ -20,6 +20,7 @@ import yaml
 
 from seclab import labdef
 from seclab.engines import ansible_engine
+from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
@@ -33,7 +34,8 @@ def _ansible_playbook() -> str:
     try:
         return ansible_engine.ansible_playbook()
     except Exception:  # noqa: BLE001
-        pytest.skip("ansible-playbook is not installed")
+        need(False, "ansible-playbook (the dev extra)")
+        raise
 
 
 @pytest.fixture(scope="module")
@@ -363,7 +365,8 @@ extra = [json.load(open(a[1:])) for i, a in enumerate(args) if i and args[i - 1]
 print(json.dumps({{"_event": "v2_playbook_on_task_start", "task": {{"name": "probe"}}}}))
 print(json.dumps({{"_event": "v2_runner_on_ok", "task": {{"name": "probe"}},
                   "hosts": {{"localhost": {{"mode": mode, "has_lab": "lab" in data, "extra": extra,
-                                           "cfg": os.environ.get("ANSIBLE_CONFIG")}}}}}}))
+                                           "cfg": os.environ.get("ANSIBLE_CONFIG"),
+                                           "seclab_env": sorted(k for k in os.environ if k.startswith("SECLAB_"))}}}}}}))
 print(json.dumps({{"_event": "v2_playbook_on_stats", "stats": {{"localhost": {{"ok": 1, "changed": 0, "failures": 0}}}}}}))
 '''
 
@@ -374,6 +377,7 @@ def test_run_playbook_writes_private_vars_and_parses_the_recap(tmp_path: Path, m
     fake.chmod(0o755)
     monkeypatch.setattr(ansible_engine, "ansible_playbook", lambda: str(fake))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("SECLAB_LAB_FILE", str(tmp_path / "some-lab.yml"))  # `lab -f FILE` sets it
     events: list[str] = []
     result = ansible_engine.down(labdef.load(labdef.DEFAULT_PATH), purge=True, on_event=events.append)
     assert result.ok, result.error
@@ -386,6 +390,8 @@ def test_run_playbook_writes_private_vars_and_parses_the_recap(tmp_path: Path, m
     assert probe["mode"] == 0o600 and probe["has_lab"] is True
     assert probe["extra"] == [{"purge": True}]
     assert probe["cfg"].endswith("playbooks/ansible.cfg")
+    # The controller's SECLAB_* settings never reach the tasks (they would override the host's lab.json).
+    assert probe["seclab_env"] == []
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
 
 

@@ -163,3 +163,13 @@ def test_net01_other_listeners_still_fail() -> None:
 def test_nginx_16_only_the_csrf_cookie_may_skip_httponly(directive: str, ok: bool) -> None:
     conf = parse_dump(f"# configuration file /x.conf:\nhttp {{ server {{ location /flower/ {{ {directive} }} }} }}")
     assert (ck.nginx_16_cookies(conf) == []) is ok
+
+
+@pytest.mark.parametrize(("addr", "loopback"), [
+    ("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("0.0.0.0", False), ("::", False), ("*", False), ("::ffff:10.0.0.1", False), ("192.0.2.2", False),
+])
+def test_net01_ipv4_mapped_loopback_counts_as_loopback(addr: str, loopback: bool) -> None:
+    from tests.infra.net_checks import is_loopback
+
+    assert is_loopback(addr) is loopback

@@ -13,9 +13,8 @@ import subprocess
 import zlib
 from pathlib import Path
 
-import pytest
-
 from seclab.report.build import build
+from tests.conftest import need
 from tests.report.test_report_build import full_options
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -58,8 +57,9 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     return width, height, [bytes(r[i] for i in range(0, len(r), bpp)) for r in rows]  # red channel
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_report_screenshot(tmp_path: Path) -> None:
+    need(CHROMIUM is not None, "chromium (./lab up installs it: the report and the browser tests use it)")
+    assert CHROMIUM is not None
     out = tmp_path / "report"
     build(full_options(out))
     png = tmp_path / "report.png"

@@ -211,3 +211,30 @@ async def test_owner_routes_say_tenant_admin_is_off_when_the_owner_secret_is_unr
     with pytest.raises(Problem) as exc:
         await gen.__anext__()
     assert exc.value.status == 503 and exc.value.kind == "admin-unavailable"
+
+
+@pytest.mark.parametrize("conv_id", [
+    "00000000000000000000000000000000",             # bare hex: Python's UUID() takes it
+    "{00000000-0000-0000-0000-000000000000}",       # braces
+    "urn:uuid:00000000-0000-0000-0000-000000000000",
+    "00000000-0000-0000-0000-00000000000G",
+])
+@pytest.mark.parametrize("content", ["hello", "", "x" * 16001])
+async def test_malformed_path_id_is_422_before_the_database(
+    client: httpx.AsyncClient, make_token: Callable[..., str], conv_id: str, content: str
+) -> None:
+    # PostgreSQL is a closed port here: reaching it would answer 503, so a 422 proves validation came first.
+    token = make_token("alice", ["user"], "acme")
+    r = await client.post(f"/api/v1/conversations/{conv_id}/messages", json={"content": content},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert_problem(r, 422, "validation")
+
+
+async def test_out_of_bounds_body_is_422_before_the_database(
+    client: httpx.AsyncClient, make_token: Callable[..., str]
+) -> None:
+    token = make_token("alice", ["user"], "acme")
+    for content in ("", "x" * 16001):
+        r = await client.post(f"/api/v1/conversations/{uuid.uuid4()}/messages", json={"content": content},
+                              headers={"Authorization": f"Bearer {token}"})
+        assert_problem(r, 422, "validation")

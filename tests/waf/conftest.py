@@ -14,18 +14,16 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # waf_rules and benchmarks are top-level directories of the repository
     sys.path.insert(0, str(REPO))
 
+from tests.conftest import need
 from waf_rules.render import CRS_RULES_DIR, MODSEC_MODULE
 
 CORPORA = REPO / "corpora"
 
 
 def _require_waf_packages() -> None:
-    if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
-        pytest.skip("nginx is not installed (apt-get install nginx)")
-    if not Path(MODSEC_MODULE).exists():
-        pytest.skip("libnginx-mod-http-modsecurity is not installed")
-    if not Path(CRS_RULES_DIR).is_dir():
-        pytest.skip("modsecurity-crs (3.3.4) is not installed")
+    need(bool(shutil.which("nginx")) or Path("/usr/sbin/nginx").exists(), "nginx (./lab up installs it)")
+    need(Path(MODSEC_MODULE).exists(), "libnginx-mod-http-modsecurity (./lab up installs it)")
+    need(Path(CRS_RULES_DIR).is_dir(), "modsecurity-crs 3.3.4 (./lab up installs it)")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@
 """
 
 from app.ai.pii.detect import Finding, Kind, find_pii
-from app.ai.pii.pseudonymize import PseudonymMapping, Pseudonymizer
+from app.ai.pii.pseudonymize import Pseudonymizer, PseudonymMapping
 from app.ai.pii.store import EncryptedMappingStore, MappingDecryptError, MappingStore
 
 __all__ = ["EncryptedMappingStore", "Finding", "Kind", "MappingDecryptError", "MappingStore", "PseudonymMapping",

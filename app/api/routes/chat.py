@@ -40,6 +40,7 @@ from app.models.api import (
     MessageCreate,
     MessageOut,
     MessagePage,
+    ResourceId,
 )
 from app.models.db import Conversation, Message
 
@@ -99,7 +100,7 @@ async def list_conversations(user: ChatUser, db: TenantDB, page: PageDep) -> Con
 
 
 @router.get("/{conversation_id}", response_model=ConversationOut)
-async def get_conversation(conversation_id: UUID, user: ChatUser, db: TenantDB) -> ConversationOut:
+async def get_conversation(conversation_id: ResourceId, user: ChatUser, db: TenantDB) -> ConversationOut:
     conv = await chat.get_conversation(db, user.sub, conversation_id)
     if conv is None:
         raise Problem(404, "not-found", NOT_FOUND)
@@ -107,7 +108,7 @@ async def get_conversation(conversation_id: UUID, user: ChatUser, db: TenantDB) 
 
 
 @router.get("/{conversation_id}/messages", response_model=MessagePage)
-async def list_messages(conversation_id: UUID, user: ChatUser, db: TenantDB, page: PageDep) -> MessagePage:
+async def list_messages(conversation_id: ResourceId, user: ChatUser, db: TenantDB, page: PageDep) -> MessagePage:
     if await chat.get_conversation(db, user.sub, conversation_id) is None:
         raise Problem(404, "not-found", NOT_FOUND)
     rows, nxt = await chat.list_messages(db, conversation_id, page.limit, page.after)
@@ -190,7 +191,7 @@ async def _await_outcome(txs: TenantTransactions, msg_id: UUID, wait_s: int, *, 
     },
 )
 async def post_message(
-    conversation_id: UUID,
+    conversation_id: ResourceId,
     body: MessageCreate,
     user: ChatUser,
     txs: TenantTxs,

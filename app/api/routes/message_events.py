@@ -22,7 +22,7 @@ from app.api.deps import ChatUser, TenantDB, TenantTransactions, TenantTxs
 from app.api.routes.chat import NOT_FOUND, message_out
 from app.core.problems import Problem
 from app.crud import chat
-from app.models.api import ExchangeOut
+from app.models.api import ExchangeOut, ResourceId
 
 router = APIRouter(prefix="/conversations", tags=["chat"])
 
@@ -100,7 +100,7 @@ async def exchange_events(
 
 
 @router.get("/{conversation_id}/messages/{message_id}", response_model=ExchangeOut)
-async def get_message(conversation_id: UUID, message_id: UUID, user: ChatUser, db: TenantDB) -> ExchangeOut:
+async def get_message(conversation_id: ResourceId, message_id: ResourceId, user: ChatUser, db: TenantDB) -> ExchangeOut:
     """A user message of the caller's conversation with its answer (null while pending)."""
     if await chat.get_conversation(db, user.sub, conversation_id) is None:
         raise Problem(404, "not-found", NOT_FOUND)
@@ -119,7 +119,7 @@ async def get_message(conversation_id: UUID, message_id: UUID, user: ChatUser, d
                404: {"description": "no such conversation or message (problem+json)"}},
 )
 async def message_events(
-    conversation_id: UUID, message_id: UUID, user: ChatUser, txs: TenantTxs
+    conversation_id: ResourceId, message_id: ResourceId, user: ChatUser, txs: TenantTxs
 ) -> StreamingResponse:
     """Follow a message until it is answered: Server-Sent Events of its checked state, never raw tokens."""
     async with txs() as db:
