@@ -132,3 +132,101 @@ def test_cli_runs_the_rehearsal_by_default() -> None:
     e = cli.parser().parse_args(["sandbox", "exec", "me", "--", "./lab", "up"])
     assert (e.name, cli.exec_command(e.cmd)) == ("me", ["./lab", "up"])
     assert cli.exec_command(["--", "ls", "--", "-l"]) == ["ls", "--", "-l"]
+
+
+class _FakeSandbox:
+    """Stands in for a running sandbox: the orchestration is tested, not the namespaces."""
+
+    name = "rehearsal-test"
+    mode = "overlay"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def alive(self) -> bool:
+        return True
+
+    def subnet(self) -> str:
+        return "10.231.9.0/30"
+
+    def path_inside(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+
+def _scripted_rehearsal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs: list[tuple[int, list[str]]],
+                        tests: str = "test") -> tuple[int, list[list[str]], list[str]]:
+    """Run rehearse() with each step answering the next scripted (rc, lines); returns (exit, argvs, destroyed)."""
+    fake = _FakeSandbox(tmp_path / "root")
+    (fake.root / "var/log/seclab").mkdir(parents=True)
+    (fake.root / "tmp").mkdir()
+    (fake.root / "var/log/seclab/app.log").write_text("app log\n")
+    argvs: list[list[str]] = []
+    destroyed: list[str] = []
+
+    def fake_step(sb: object, argv: list[str], log: Path, timeout_s: float, cwd: str) -> rehearse.StepResult:
+        argvs.append(argv)
+        rc, lines = outputs.pop(0)
+        res = rehearse.StepResult(rc=rc, timed_out=False)
+        for line in lines:
+            res.tail.append(line)
+            if rehearse.RECAP_RE.search(line):
+                res.recap = line
+            if rehearse.PYTEST_LAST_RE.match(line):
+                res.pytest_last = line
+        return res
+
+    monkeypatch.setattr(rehearse, "require_root", lambda: None)
+    monkeypatch.setattr(rehearse.image, "ensure_base", lambda rebuild=False: (tmp_path / "base-x", False))
+    monkeypatch.setattr(rehearse.sandbox, "create", lambda name, base: fake)
+    monkeypatch.setattr(rehearse.sandbox, "destroy", lambda name, quiet=False: destroyed.append(name))
+    monkeypatch.setattr(rehearse, "clone_into", lambda sb, repo, dest: "main@abc1234")
+    monkeypatch.setattr(rehearse, "step", fake_step)
+    opts = cli.parser().parse_args(["run", "--logs", str(tmp_path / "logs")] + (["--smoke"] if tests == "smoke" else []))
+    return rehearse.rehearse(opts), argvs, destroyed
+
+
+UP1 = "ansible site: done in 500s (localhost ok=257 changed=118 failed=0)"
+UP2 = "ansible site: done in 90s (localhost ok=228 changed=0 failed=0)"
+
+
+def test_rehearsal_passes_through_its_phases_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    last = "===== 880 passed, 2 xfailed in 800.00s ====="
+    rc, argvs, destroyed = _scripted_rehearsal(tmp_path, monkeypatch, [(0, [UP1]), (0, [UP2]), (0, [last])])
+    assert rc == 0
+    assert argvs == [["./lab", "up"], ["./lab", "up"], ["./lab", "test"]]
+    assert destroyed == ["rehearsal-test"]
+    out = capsys.readouterr().out.strip().splitlines()
+    assert any(ln.startswith("rehearse: PASSED") and "changed=118" in ln and "changed=0" in ln for ln in out)
+    assert out[-1] == last  # the test runner's closing line stays the last line CI reads
+    assert not (tmp_path / "logs" / "var-log-seclab").exists()  # lab logs are copied out on failure only
+
+
+def test_second_up_that_changes_something_fails_and_keeps_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    drifted = "ansible site: done in 90s (localhost ok=228 changed=2 failed=0)"
+    rc, argvs, destroyed = _scripted_rehearsal(
+        tmp_path, monkeypatch, [(0, [UP1]), (0, [drifted, "changed: redis : Render the config"])])
+    assert rc == 1
+    assert argvs == [["./lab", "up"], ["./lab", "up"]]  # no tests after a failed phase
+    out = capsys.readouterr().out
+    assert "not idempotent" in out and "changed: redis : Render the config" in out
+    assert (tmp_path / "logs" / "var-log-seclab" / "app.log").read_text() == "app log\n"
+    assert destroyed == ["rehearsal-test"]  # torn down on failure too
+
+
+def test_failed_first_up_names_the_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fail = ("lab: ansible site: failed: task 'process : Stop when redis-exporter did not start' on localhost: "
+            "redis-exporter is FATAL")
+    rc, argvs, _ = _scripted_rehearsal(tmp_path, monkeypatch, [(1, ["TASK x", fail])])
+    assert rc == 1 and len(argvs) == 1
+    out = capsys.readouterr().out
+    assert "first ./lab up exited 1" in out and fail in out
+
+
+def test_smoke_runs_the_smoke_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rc, argvs, _ = _scripted_rehearsal(tmp_path, monkeypatch, [(0, [UP1]), (0, [UP2]), (0, ["smoke: passed"])],
+                                       tests="smoke")
+    assert rc == 0 and argvs[-1] == ["bash", "/tmp/rehearsal-smoke.sh"]
+    assert (tmp_path / "root/tmp/rehearsal-smoke.sh").read_text() == (HERE / "smoke.sh").read_text()

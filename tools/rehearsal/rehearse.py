@@ -173,12 +173,28 @@ def collect_logs(sb: sandbox.Sandbox, dest: Path, clone: str) -> None:
             say(f"could not copy {src}: {exc}")
 
 
+def lab_up(sb: sandbox.Sandbox, log: Path, timeout_min: float,
+           note: list[str]) -> tuple[StepResult, tuple[int, int] | None]:
+    """`./lab up` in the clone; its (changed, failed) recap is noted for the phase table."""
+    res = step(sb, ["./lab", "up"], log, timeout_min * 60, CLONE_DIR)
+    recap = parse_recap(res.recap or "")
+    note.append(f"changed={recap[0]} failed={recap[1]}" if recap else "no recap")
+    return res, recap
+
+
+def require_ok(res: StepResult, what: str, evidence: list[str]) -> None:
+    if res.rc != 0 or res.timed_out:
+        why = "timed out" if res.timed_out else f"exited {res.rc}"
+        raise RehearsalError(f"{what} {why}:\n" + "\n".join(evidence))
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def rehearse(opts: argparse.Namespace) -> int:
     require_root()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGHUP, _on_sigterm)
     clock = Clock()
@@ -188,7 +204,6 @@ def rehearse(opts: argparse.Namespace) -> int:
     repo = Path(opts.repo).resolve() if opts.repo else REPO
     sb: sandbox.Sandbox | None = None
     failure: str | None = None
-    facts: dict[str, str] = {}
     pytest_last: str | None = None
     started = time.monotonic()
     say(f"repository {repo}; logs {logs}")
@@ -198,28 +213,18 @@ def rehearse(opts: argparse.Namespace) -> int:
             note.append(f"{'built' if built else 'reused'} {base.name}")
         with clock.phase("copy") as note:
             sb = sandbox.create(name, base)
-            facts["commit"] = clone_into(sb, repo, CLONE_DIR)
-            note.append(f"{sb.mode}, {sb.subnet()}, clone of {facts['commit']}")
+            commit = clone_into(sb, repo, CLONE_DIR)
+            note.append(f"{sb.mode}, {sb.subnet()}, clone of {commit}")
         with clock.phase("up #1") as note:
-            res = step(sb, ["./lab", "up"], logs / "up1.log", opts.timeout_up * 60, CLONE_DIR)
-            recap = parse_recap(res.recap or "")
-            note.append(f"changed={recap[0]} failed={recap[1]}" if recap else "no recap")
-            facts["up1"] = note[-1]
-            if res.rc != 0 or res.timed_out:
-                why = "timed out" if res.timed_out else f"exited {res.rc}"
-                raise RehearsalError(f"first ./lab up {why}:\n" + "\n".join(failure_lines(res.tail)))
+            res, recap = lab_up(sb, logs / "up1.log", opts.timeout_up, note)
+            require_ok(res, "first ./lab up", failure_lines(res.tail))
         with clock.phase("up #2") as note:
-            res = step(sb, ["./lab", "up"], logs / "up2.log", opts.timeout_up * 60, CLONE_DIR)
-            recap = parse_recap(res.recap or "")
-            note.append(f"changed={recap[0]} failed={recap[1]}" if recap else "no recap")
-            facts["up2"] = note[-1]
-            if res.rc != 0 or res.timed_out:
-                why = "timed out" if res.timed_out else f"exited {res.rc}"
-                raise RehearsalError(f"second ./lab up {why}:\n" + "\n".join(failure_lines(res.tail)))
-            if not any("changed=0 failed=0" in ln for ln in res.tail):
+            res, recap = lab_up(sb, logs / "up2.log", opts.timeout_up, note)
+            require_ok(res, "second ./lab up", failure_lines(res.tail))
+            if recap != (0, 0):
                 drift = [ln for ln in res.tail if ln.startswith("changed:")]
-                raise RehearsalError("the second ./lab up changed something: provisioning is not idempotent"
-                                     + (f"\n{drift[-1]}" if drift else ""))
+                raise RehearsalError("the second ./lab up did not report changed=0 failed=0: provisioning is "
+                                     "not idempotent" + (f"\n{drift[-1]}" if drift else ""))
         if opts.tests != "none":
             with clock.phase(opts.tests) as note:
                 if opts.tests == "smoke":
@@ -231,9 +236,7 @@ def rehearse(opts: argparse.Namespace) -> int:
                 res = step(sb, argv, logs / f"{opts.tests}.log", opts.timeout_test * 60, CLONE_DIR)
                 pytest_last = res.pytest_last
                 note.append(pytest_last.strip("= ") if pytest_last else f"exit {res.rc}")
-                if res.rc != 0 or res.timed_out:
-                    why = "timed out" if res.timed_out else f"exited {res.rc}"
-                    raise RehearsalError(f"{' '.join(argv)} {why}:\n" + "\n".join(list(res.tail)[-8:]))
+                require_ok(res, " ".join(argv), list(res.tail)[-8:])
     except RehearsalError as exc:
         failure = str(exc)
     except KeyboardInterrupt as exc:
@@ -252,7 +255,9 @@ def rehearse(opts: argparse.Namespace) -> int:
                     sandbox.destroy(sb.name, quiet=True)
                 except RehearsalError as exc:
                     say(f"teardown: {exc}")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
     total = time.monotonic() - started
     print("rehearse: phases\n" + clock.table(), flush=True)
     verdict = "FAILED" if failure else "PASSED"
