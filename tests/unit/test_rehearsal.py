@@ -154,7 +154,7 @@ class _FakeSandbox:
 
 
 def _scripted_rehearsal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs: list[tuple[int, list[str]]],
-                        tests: str = "test") -> tuple[int, list[list[str]], list[str]]:
+                        tests: str = "test", extra: tuple[str, ...] = ()) -> tuple[int, list[list[str]], list[str]]:
     """Run rehearse() with each step answering the next scripted (rc, lines); returns (exit, argvs, destroyed)."""
     fake = _FakeSandbox(tmp_path / "root")
     (fake.root / "var/log/seclab").mkdir(parents=True)
@@ -163,7 +163,8 @@ def _scripted_rehearsal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs
     argvs: list[list[str]] = []
     destroyed: list[str] = []
 
-    def fake_step(sb: object, argv: list[str], log: Path, timeout_s: float, cwd: str) -> rehearse.StepResult:
+    def fake_step(sb: object, argv: list[str], log: Path, timeout_s: float, cwd: str,
+                  show_task: bool = False) -> rehearse.StepResult:
         argvs.append(argv)
         rc, lines = outputs.pop(0)
         res = rehearse.StepResult(rc=rc, timed_out=False)
@@ -181,7 +182,8 @@ def _scripted_rehearsal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs
     monkeypatch.setattr(rehearse.sandbox, "destroy", lambda name, quiet=False: destroyed.append(name))
     monkeypatch.setattr(rehearse, "clone_into", lambda sb, repo, dest: "main@abc1234")
     monkeypatch.setattr(rehearse, "step", fake_step)
-    opts = cli.parser().parse_args(["run", "--logs", str(tmp_path / "logs")] + (["--smoke"] if tests == "smoke" else []))
+    opts = cli.parser().parse_args(["run", "--logs", str(tmp_path / "logs"), *extra]
+                                   + (["--smoke"] if tests == "smoke" else []))
     return rehearse.rehearse(opts), argvs, destroyed
 
 
@@ -230,3 +232,20 @@ def test_smoke_runs_the_smoke_script(tmp_path: Path, monkeypatch: pytest.MonkeyP
                                        tests="smoke")
     assert rc == 0 and argvs[-1] == ["bash", "/tmp/rehearsal-smoke.sh"]
     assert (tmp_path / "root/tmp/rehearsal-smoke.sh").read_text() == (HERE / "smoke.sh").read_text()
+
+
+def test_deadline_cuts_phase_timeouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    timeouts: list[float] = []
+    real_lab_up = rehearse.lab_up
+
+    def spy(sb: object, log: Path, timeout_min: float, note: list[str]) -> object:
+        timeouts.append(timeout_min)
+        return real_lab_up(sb, log, timeout_min, note)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rehearse, "lab_up", spy)
+    rc, _, _ = _scripted_rehearsal(tmp_path, monkeypatch, [(0, [UP1]), (0, [UP2]), (0, ["ok"])],
+                                   extra=("--deadline", "10"))
+    assert rc == 0
+    # 10 minutes minus the 3 kept back for teardown: each ./lab up gets at most 7, not the default 40.
+    assert timeouts and all(6.5 < t <= 10 - rehearse.DEADLINE_MARGIN_MIN for t in timeouts)
+

@@ -41,7 +41,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--rebuild-base", action="store_true", help="build the base root again from scratch")
     r.add_argument("--repo", metavar="PATH", help="repository to clone (default: this one)")
     r.add_argument("--timeout-up", type=float, default=40, metavar="MIN", help="per ./lab up (default 40)")
-    r.add_argument("--timeout-test", type=float, default=45, metavar="MIN", help="for the tests (default 45)")
+    r.add_argument("--deadline", type=float, default=0, metavar="MIN",
+                   help="end the whole run (failed, logs kept) by MIN minutes after its start")
+    r.add_argument("--timeout-test", type=float, default=60, metavar="MIN", help="for the tests (default 60)")
 
     b = sub.add_parser("base", help="build or reuse the pristine base root; print its path")
     b.add_argument("--rebuild", action="store_true")

@@ -33,6 +33,7 @@ PYTEST_LAST_RE = re.compile(r"^=+ .*\b(passed|failed|errors?|no tests ran)\b.* i
 CLONE_DIR = "/root/seclab"
 ANSIBLE_STATE = "/root/.local/state/seclab"  # where `./lab up` keeps Ansible's JSON-lines log
 HEARTBEAT_S = 60
+DEADLINE_MARGIN_MIN = 3  # kept back from --deadline for log copying and teardown
 
 
 @dataclass
@@ -61,8 +62,10 @@ def failure_lines(tail: deque[str]) -> list[str]:
     return picked[-6:] or list(tail)[-6:]
 
 
-def step(sb: sandbox.Sandbox, argv: list[str], log: Path, timeout_s: float, cwd: str) -> StepResult:
-    """Run argv in the sandbox, streaming its output to the console and to `log`."""
+def step(sb: sandbox.Sandbox, argv: list[str], log: Path, timeout_s: float, cwd: str,
+         show_task: bool = False) -> StepResult:
+    """Run argv in the sandbox, streaming its output to the console and to `log`; a silent minute
+    prints a heartbeat (with show_task, the Ansible task `./lab up` is at)."""
     proc = subprocess.Popen(sandbox.nsenter(sb, argv, cwd), env=sandbox.sandbox_env(os.environ),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -86,7 +89,7 @@ def step(sb: sandbox.Sandbox, argv: list[str], log: Path, timeout_s: float, cwd:
         # runs and which Ansible task it is at, from the lab's JSON-lines log inside the sandbox.
         while not done.wait(HEARTBEAT_S):
             if time.monotonic() - last_output[0] >= HEARTBEAT_S:
-                now = current_task(sb)
+                now = current_task(sb) if show_task else None
                 say(f"... {fmt_secs(time.monotonic() - started)}" + (f", at: {now}" if now else ""))
 
     threading.Thread(target=heartbeat, daemon=True).start()
@@ -176,7 +179,7 @@ def collect_logs(sb: sandbox.Sandbox, dest: Path, clone: str) -> None:
 def lab_up(sb: sandbox.Sandbox, log: Path, timeout_min: float,
            note: list[str]) -> tuple[StepResult, tuple[int, int] | None]:
     """`./lab up` in the clone; its (changed, failed) recap is noted for the phase table."""
-    res = step(sb, ["./lab", "up"], log, timeout_min * 60, CLONE_DIR)
+    res = step(sb, ["./lab", "up"], log, timeout_min * 60, CLONE_DIR, show_task=True)
     recap = parse_recap(res.recap or "")
     note.append(f"changed={recap[0]} failed={recap[1]}" if recap else "no recap")
     return res, recap
@@ -206,6 +209,17 @@ def rehearse(opts: argparse.Namespace) -> int:
     failure: str | None = None
     pytest_last: str | None = None
     started = time.monotonic()
+
+    def budget(phase_min: float) -> float:
+        """A phase's timeout in minutes, cut so the whole run ends by --deadline (then the logs are
+        still copied out and the summary printed before an outer limit, e.g. CI's, kills the run)."""
+        if not opts.deadline:
+            return phase_min
+        left = opts.deadline - (time.monotonic() - started) / 60 - DEADLINE_MARGIN_MIN
+        if left <= 0:
+            raise RehearsalError(f"the --deadline of {opts.deadline:g} minutes is reached")
+        return min(phase_min, left)
+
     say(f"repository {repo}; logs {logs}")
     try:
         with clock.phase("base") as note:
@@ -216,10 +230,10 @@ def rehearse(opts: argparse.Namespace) -> int:
             commit = clone_into(sb, repo, CLONE_DIR)
             note.append(f"{sb.mode}, {sb.subnet()}, clone of {commit}")
         with clock.phase("up #1") as note:
-            res, recap = lab_up(sb, logs / "up1.log", opts.timeout_up, note)
+            res, recap = lab_up(sb, logs / "up1.log", budget(opts.timeout_up), note)
             require_ok(res, "first ./lab up", failure_lines(res.tail))
         with clock.phase("up #2") as note:
-            res, recap = lab_up(sb, logs / "up2.log", opts.timeout_up, note)
+            res, recap = lab_up(sb, logs / "up2.log", budget(opts.timeout_up), note)
             require_ok(res, "second ./lab up", failure_lines(res.tail))
             if recap != (0, 0):
                 drift = [ln for ln in res.tail if ln.startswith("changed:")]
@@ -233,7 +247,7 @@ def rehearse(opts: argparse.Namespace) -> int:
                     argv = ["bash", "/tmp/rehearsal-smoke.sh"]
                 else:
                     argv = ["./lab", "test"]
-                res = step(sb, argv, logs / f"{opts.tests}.log", opts.timeout_test * 60, CLONE_DIR)
+                res = step(sb, argv, logs / f"{opts.tests}.log", budget(opts.timeout_test) * 60, CLONE_DIR)
                 pytest_last = res.pytest_last
                 note.append(pytest_last.strip("= ") if pytest_last else f"exit {res.rc}")
                 require_ok(res, " ".join(argv), list(res.tail)[-8:])
