@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -124,7 +124,7 @@ class LinearModelFile(BaseModel):
     plain_short_shift: float = Field(le=0.0)  # added to a * z + b for a plain short message (log odds)
     short_words: int = Field(ge=1)
     thresholds: dict[str, float]
-    metrics: dict[str, object] = {}
+    metrics: dict[str, Any] = {}  # free-form numbers written by train.py
 
 
 class LinearModel:

@@ -5,7 +5,7 @@ Usage::
     python -m app.ai.guard.eval.measure [--corpora DIR] [--json FILE]
 
 Prints a summary and (with ``--json``) writes every number. Speed is measured here, never asserted in
-tests. Per kind of development text (``dataset``: injection, context-dependent, long and short
+tests: CPU time per message (this thread's: what the guard costs a uvicorn worker) and wall time. Per kind of development text (``dataset``: injection, context-dependent, long and short
 legitimate prompts) it reports "flagged or blocked" (``caught`` for injections) and "blocked":
 
 * ``heldout``: the 20 % held-out split re-scored with the evaluation model fitted on the other 80 % only
@@ -63,9 +63,10 @@ def _pct(times: list[float], q: float) -> float:
 def measure_guard(corpora: Path) -> dict[str, Any]:
     gc.collect()
     rss0 = _rss_kb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     guard = Guard.load(DEFAULT_MODEL_PATH)
     load_ms = (time.perf_counter() - t0) * 1000
+    load_cpu_ms = (time.process_time() - c0) * 1000
     rss_model_mb = (_rss_kb() - rss0) / 1024
     eval_guard = Guard.load(EVAL_MODEL_PATH)
     samples = load_samples(corpora)
@@ -74,10 +75,13 @@ def measure_guard(corpora: Path) -> dict[str, Any]:
     times: dict[str, list[float]] = {"all": [], "short (< 12 words)": [], "long (>= 12 words)": []}
     heur_hits: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
     legit_reasons: Counter[str] = Counter()
+    wall: list[float] = []
     for s in samples:
-        t = time.perf_counter()
+        # CPU time of this thread: on a shared host, wall time mostly measures the neighbours
+        t, w = time.thread_time(), time.perf_counter()
         v = guard.evaluate(s.text)
-        ms = (time.perf_counter() - t) * 1000
+        ms = (time.thread_time() - t) * 1000
+        wall.append((time.perf_counter() - w) * 1000)
         times["all"].append(ms)
         times["short (< 12 words)" if len(s.text.split()) < 12 else "long (>= 12 words)"].append(ms)
         rows_all.append((s.kind, v.decision))
@@ -97,7 +101,9 @@ def measure_guard(corpora: Path) -> dict[str, Any]:
         "everyday_examples": {t: guard.evaluate(t).model_dump() for t in EVERYDAY},
         "model": {"file": DEFAULT_MODEL_PATH.name, "size_mb_gzip": round(DEFAULT_MODEL_PATH.stat().st_size / 1e6, 3),
                   "features": sum(len(m.weights) for m in data.models), "load_ms": round(load_ms, 1),
+                  "load_cpu_ms": round(load_cpu_ms, 1),
                   "rss_mb_after_load": round(rss_model_mb, 1)},
+        "wall_ms_per_message": {"p50": _pct(wall, 0.5), "p95": _pct(wall, 0.95), "max": round(max(wall), 2)},
         "speed_ms_per_message": {k: {"n": len(v), "mean": round(statistics.fmean(v), 2), "p50": _pct(v, 0.5),
                                      "p95": _pct(v, 0.95), "max": round(max(v), 2)} for k, v in times.items() if v},
     }
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"guard {split} ({what}): " + "; ".join(
             f"{k} {r['flagged_or_blocked']}/{r['n']} = {r['share']:.1%} (blocked {r['blocked']})" for k, r in rates.items()))
     print(f"guard thresholds: {g['thresholds']}; model {g['model']}")
-    print(f"guard speed per message: {g['speed_ms_per_message']}")
+    print(f"guard CPU ms per message: {g['speed_ms_per_message']}; wall: {g['wall_ms_per_message']}")
     for t, v in g["everyday_examples"].items():
         print(f"  {t!r}: {v['decision']} {v['reasons']}")
     if args.json:
