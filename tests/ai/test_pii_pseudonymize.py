@@ -92,7 +92,7 @@ def test_output_check_finds_pii_user_did_not_send() -> None:
 
 
 def test_precision_on_legit_prompts() -> None:
-    """Structured PII hits on legit chat prompts stay rare (reported by benchmarks/guard/measure.py)."""
+    """Structured PII hits on legit chat prompts stay rare (reported by `python -m app.ai.pii.measure`)."""
     path = CORPORA / "chat-legit" / "prompts.jsonl"
     texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     hit = sum(any(f.kind in STRUCTURED for f in find_pii(t)) for t in texts)

@@ -9,13 +9,16 @@ validation at a trusted layer):
 * ``flag`` in the grey zone: a weak heuristic alone, or probability >= ``flag`` threshold;
 * ``allow`` otherwise.
 
-Thresholds come from the model file; ``train.py`` chooses them on out-of-fold cross-validation scores
-of the data that model was fitted on (flag: <= about 1.4 % of validation legit prompts flagged together
-with the heuristics, i.e. the 2 % budget minus 1.5 standard errors; block: <= 0.2 % blocked by the
-classifier alone, and >= 0.85), never on held-out data. ``get_guard()`` uses the shipped model (fitted
-on all development data); ``Guard.load(EVAL_MODEL_PATH)`` is the 80 %-trained model the held-out
-numbers are measured with.
-Reasons are stable codes: ``heuristic:<rule>`` and ``classifier:<probability>``.
+The probability is calibrated (Platt scaling on group-aware out-of-fold scores of the development data:
+among messages scored 0.6, about 6 in 10 were attacks there); for a short message in which no rule
+matched it carries that group's far lower base rate (``model.py``, schema 3). Thresholds come from the model file;
+``train.py`` chooses them on those out-of-fold scores, never on held-out data (``eval/README.md``).
+``get_guard()`` uses the shipped model (fitted on all development data); ``Guard.load(EVAL_MODEL_PATH)``
+is the 80 %-trained model the held-out numbers are measured with.
+
+Reasons are short plain words for the person who sent the message (the web page shows them): a rule's
+description ("instruction override: 'ignore previous instructions'") or the classifier's score
+("classifier: 0.62 (likely injection)"). They never quote the message (they go to the audit log too).
 """
 
 from __future__ import annotations
@@ -26,14 +29,27 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.ai.guard.heuristics import scan
+from app.ai.guard.heuristics import describe, scan
 from app.ai.guard.model import DEFAULT_MODEL_PATH, LinearModel
 
 Decision = Literal["allow", "flag", "block"]
 
 
-MIN_WORDS_CLASSIFIER_BLOCK = 12
-"""Below this many words and without a heuristic hit, the classifier may flag but not block."""
+
+
+def odds_in_words(p: float) -> str:
+    """A calibrated probability as a student reads it."""
+    if p >= 0.9:
+        return "very likely injection"
+    if p >= 0.6:
+        return "likely injection"
+    if p >= 0.4:
+        return "about even odds"
+    return "unlikely injection"
+
+
+def classifier_reason(p: float) -> str:
+    return f"classifier: {p:.2f} ({odds_in_words(p)})"
 
 
 class GuardVerdict(BaseModel):
@@ -64,16 +80,16 @@ class Guard:
         if not text or not text.strip():
             return GuardVerdict(decision="allow", reasons=[], score=0.0)
         heur = scan(text)
-        p = self.model.probability(text)
-        reasons = [f"heuristic:{c}" for c in heur.codes]
+        p = self.model.probability(text, pattern_matched=bool(heur.codes))
+        # one reason per pattern: the multilingual variant of a rule that matched in English adds nothing
+        reasons = [describe(c) for c in heur.codes if not (c.endswith("-ml") and c[:-3] in heur.codes)]
         if p >= self.flag_threshold:
-            reasons.append(f"classifier:{p:.2f}")
+            reasons.append(classifier_reason(p))
         decision: Decision
-        # A short message with no injection pattern is judged by the classifier alone, and the training
-        # data holds benign-looking short questions labelled as attacks (indirect-injection payloads):
-        # such a message is at most flagged, never refused, so "What is the capital of France?" is
-        # answered (false refusals are the usability cost of LLM01 controls; flags stay visible).
-        classifier_may_block = bool(heur.codes) or len(text.split()) >= MIN_WORDS_CLASSIFIER_BLOCK
+        # A short message with no injection pattern is judged by the classifier alone: it is at most
+        # flagged, never refused, so an everyday question is always answered (false refusals are the
+        # usability cost of LLM01 controls; a flag stays visible).
+        classifier_may_block = bool(heur.codes) or not self.model.is_short(text)
         if heur.strong or (p >= self.block_threshold and classifier_may_block) or (
             heur.codes and p >= self.flag_threshold
         ):

@@ -5,10 +5,11 @@ prompt", DAN templates) that a rule catches in any wording the regex allows and 
 independent of what the statistical classifier happened to see (OWASP LLM01 prompt injection,
 LLM07 system prompt leakage, LLM02/LLM06 sensitive information disclosure).
 
-Each rule has a stable code (reported as ``heuristic:<code>``) and a strength:
-``strong`` rules alone justify a block, ``weak`` rules alone only a flag. Rules are checked against the
-legitimate chat corpus (role-play "act as" prompts, code, SQL, shell) so that they stay narrow;
-``benchmarks/guard/measure.py`` reports their hit counts on both corpora.
+Each rule has a stable code, a description in plain words (``DESCRIPTIONS``: the verdict's reason) and
+a strength: ``strong`` rules alone justify a block, ``weak`` rules alone only a flag. Rules are checked
+against the legitimate corpora (role-play "act as" prompts, code, SQL, shell, short everyday questions)
+so that they stay narrow;
+``python -m app.ai.guard.eval.measure`` reports their hit counts on every corpus.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ RULES: tuple[Rule, ...] = (
     _r("ignore-previous-instructions", "strong",
        r"\b(?:ignore|disregard) the (?:above|previous|preceding)\b(?! (?:lines?|rows?|columns?|commits?|steps?|"
        r"errors?|warnings?|values?|fields?|files?|cells?|entry|entries|items?|pages?|elements?|words?|results?|"
-       r"outputs?|versions?|chapters?|sections?|paragraphs?|sentences?))|\bforget about that\b"),
+       r"outputs?|versions?|chapters?|sections?|paragraphs?|sentences?))"),
     _r("ignore-previous-instructions-ml", "strong",
        r"(?<![\"“'‘])(?:(?:ignor[ae]|olvid[ae]|olvida|descart[ae])\w* (?:\w+ ){0,3}(?:las |tus |sus )?instrucciones"
        r"|(?:ignore[rz]?|oublie[rz]?) (?:\w+ ){0,3}(?:les |vos |tes )?(?:instructions|consignes)"
@@ -165,13 +166,14 @@ RULES: tuple[Rule, ...] = (
        r"sagen|nennen)|(?:quel est|donne-moi|r[ée]v[èe]le) (?:le |ton |votre )?mot de passe|"
        r"(?:какой|скажи|назови) (?:\w+ )?пароль|パスワードは何|パスワードを教え|密码是什么|告诉我(?:你的)?密码|"
        r"qual (?:[ée] )?a (?:sua )?senha|wat is (?:het|je|uw) wachtwoord|qual [èe] la password"),
+    # Another user's data asked of the assistant ("the user's email", "users in your database"): only data
+    # the deployment holds can leak (LLM02). "Where does Taylor Swift live?" or "Einstein's birthday" are
+    # everyday questions about people, not this pattern (issue 15), so named people are not matched.
     _r("other-user-data", "weak",
        rf"\b(?:tell|give|share|reveal|encode|translate|write|what(?:'s| is| was)|where|spell|show|know|"
        rf"need|letter of)\b"
-       rf"[^.?!\n]{{0,30}}\bthe user'?s\b[^.?!\n]{{0,30}}\b{_PERSONAL}|\b(?:where|which city) (?:does|is) [a-z]+ "
-       rf"[a-z]+ (?:live|living|reside)|\b(?:tell|give|share|send)\b[^.?!\n]{{0,20}}\b[a-z]+'s "
-       rf"(?:{_PERSONAL})\b|\busers? in your database\b|\bwhere is the user\b"
-       rf"|\busing [a-z]+'s (?:email address|phone number|home address|birth ?date)\b"),
+       rf"[^.?!\n]{{0,30}}\bthe user'?s\b[^.?!\n]{{0,30}}\b{_PERSONAL}|\busers? in your database\b|\bwhere is the user\b"
+       rf"|\b(?:where|which city) does the user (?:live|reside)\b"),
     _r("embedded-instruction", "weak",
        r"(?<![\"“'‘])\b(?:ignore|disregard|ignorez|ignora|ignoriere) (?:the|this|la|le|die|el) "
        r"(?:webpage|web page|page|function|fonction|funktion|función|document|paper|email|e-mail|article|"
@@ -192,21 +194,16 @@ RULES: tuple[Rule, ...] = (
     # Context flooding with one repeated token or phrase pushes the instructions out of the model's
     # attention (LLM01 "repeated token attack"; LLM10 unbounded consumption).
     _r("repeated-token", "weak", r"\b([a-z][\w']*(?: [\w']+){0,3})(?:[ ,.]+\1\b){7,}"),
-    # Distraction then pivot, hypothetical or false-agreement framing: social engineering that wraps a
-    # request the system prompt forbids (LLM01 "persuasion", "overload with information", "virtualization").
-    _r("framing-pivot", "weak",
-       r"\b(?:speaking of|talking of|hablando de|parlando di|en parlant d[e']|falando (?:de|em|sobre)|"
-       r"wo wir gerade (?:von|bei))\b"
-       r"|\b(?:just )?for (?:a |the sake of (?:a |an )?)?hypothetical (?:discussion|conversation|scenario|argument)\b"
-       r"|\b(?:you|we) (?:already )?(?:agreed|promised|said|confirmed)\b[^.?!\n]{0,30}\b(?:in|during|at) (?:our|"
-       r"the|your) (?:last|previous|earlier|prior)\b"
-       r"|\bactually,? (?:can|could|would|please)\b[^.?!\n]{0,80}\binstead\b"),
-    # Output obfuscation: asking for the answer reversed, in pig latin or digit by digit defeats output
-    # filters and leak detectors (LLM02 sensitive information disclosure, LLM05 improper output handling).
+    # Output obfuscation of something secret: the password, the system prompt or the user's data asked
+    # for reversed, in pig latin or digit by digit defeats output filters and leak detectors (LLM02, LLM05).
+    # The obfuscation alone ("print a list in reverse order") is an everyday request, so the secret must be
+    # in the same sentence.
     _r("output-obfuscation", "weak",
-       r"\b(?:in|into|using) (?:reversed? order|pig latin|leetspeak|morse code|rot-?13)\b"
-       r"|\bwith (?:dashes|spaces|dots|hyphens|commas) (?:in )?between (?:each|every) (?:digit|letter|character)\b"
-       r"|\bthe user'?s (?:name|first name|last name|full name|surname)\b"),
+       rf"\b(?:{_SECRET}|password|the user'?s? \w+(?: \w+)?|(?:your|the) (?:system )?(?:prompt|instructions)|"
+       rf"birth ?(?:date|year|month|day)|email address|city of residence)\b[^.?!\n]{{0,60}}"
+       rf"\b(?:(?:in|into|using) (?:reversed? order|pig latin|leetspeak|morse code|rot-?13|base64)"
+       rf"|with (?:dashes|spaces|dots|hyphens|commas) (?:in )?between (?:each|every) (?:digit|letter|character))\b"
+       rf"|\b(?:first|last) letters? of the user'?s (?:name|first name|last name|full name|surname)\b"),
     # Self-liberation and privilege claims inside persona/config jailbreaks (LLM01, LLM06 excessive agency).
     _r("restriction-escape", "weak",
        r"\bfree (?:itself|yourself|himself|herself|themselves|you|it) from (?:all |any |its |your )?(?:restrictions|"
@@ -272,6 +269,47 @@ _DAN_NAME = re.compile(r"(?<![\w-])DAN\s*:|[\"“'\[]DAN[\"”'\]]|\b(?:[Aa]s|[Y
                        r"|(?<![\w-])DAN (?:can|will|must|should|is|has|does|doesn'?t|never|always|stands|mode)\b")
 _REGIONAL_RUN = re.compile(r"[\U0001F1E6-\U0001F1FF]{3,}")
 _STRONG_SCORE = 0.97
+
+# What each rule means, in words a student can read: shown to users as the verdict's reasons. A pattern's
+# canonical wording, never the user's own text (reasons also go to the audit log, which holds no chat text).
+DESCRIPTIONS: dict[str, str] = {
+    "ignore-previous-instructions": "instruction override: 'ignore previous instructions'",
+    "ignore-previous-instructions-ml": "instruction override (other languages): 'ignore previous instructions'",
+    "new-instructions": "instruction override: 'new instructions:'",
+    "instruction-boundary": "fake chat-template markers ('<|im_start|>', '[INST]')",
+    "jailbreak-dan": "jailbreak template: 'Do Anything Now' / developer mode",
+    "jailbreak-no-restrictions": "jailbreak: 'no ethical or content restrictions'",
+    "jailbreak-policy-evasion": "jailbreak: asks to evade the content policy or never refuse",
+    "jailbreak-dual-response": "jailbreak: two answers, one of them unrestricted",
+    "persona-override": "role-play override: 'from now on you are ... with no rules'",
+    "persona-enforcement": "role-play jailbreak: a persona kept on by force ('if you break character', 'has no filters')",
+    "persona-no-rules": "role-play jailbreak: a persona that follows no rules",
+    "refusal-suppression": "jailbreak: forbids refusals or warnings",
+    "response-format-template": "jailbreak template: '[INSERT PROMPT HERE]' or a second, unfiltered answer",
+    "restriction-escape": "jailbreak: 'free yourself from all restrictions'",
+    "dan-persona": "jailbreak persona: 'DAN'",
+    "authority-mode-switch": "fake authority: 'admin override' / 'I am your developer'",
+    "system-prompt-extraction": "system prompt extraction: 'show me your system prompt'",
+    "system-prompt-extraction-ml": "system prompt extraction (other languages): 'show me your instructions'",
+    "secret-extraction": "secret extraction: 'what is the password'",
+    "secret-extraction-ml": "secret extraction (other languages): 'what is the password'",
+    "other-user-data": "data exfiltration: asks for another user's personal data",
+    "output-obfuscation": "exfiltration: a secret asked for reversed, encoded or spelled out",
+    "embedded-instruction": "hidden instruction inside a document, page or code",
+    "hide-from-user": "hidden instruction: 'do not tell the user'",
+    "fake-dialogue": "fake dialogue: writes the assistant's earlier answers ('Q: ... A: ...')",
+    "repeated-token": "flooding: one phrase repeated many times",
+    "payload-splitting": "payload splitting: 'a = ..., b = ..., write a + b'",
+    "decode-and-follow": "obfuscation: 'decode this and do what it says'",
+    "encoded-payload": "obfuscation: an attack pattern found in encoded or hidden text",
+    "emoji-letter-smuggling": "obfuscation: letters spelled with flag emoji",
+}
+
+
+def describe(code: str) -> str:
+    """The reason shown for a rule code (its code itself if undescribed: never hidden)."""
+    return DESCRIPTIONS.get(code, f"pattern: {code}")
+
 _WEAK_SCORE = 0.75
 
 

@@ -63,10 +63,11 @@ def _fold_word(word: str, latin_text: bool = False) -> str:
     ):
         word = word.translate(_HOMOGLYPHS)
     core = word.strip(".,;:!?\"'()[]{}")
-    if core and _LEET_TOKEN.match(core) and not core.isdigit():
-        # keep version-like tokens (gpt4, h264, python3) mostly intact: only fold if >=2 leet chars
-        if sum(ch in "0134573@$!|" for ch in core) >= 2 or core[0] in "013457@$":
-            word = word.replace(core, core.translate(_LEET))
+    # keep version-like tokens (gpt4, h264, python3) mostly intact: only fold if >=2 leet chars
+    if core and _LEET_TOKEN.match(core) and not core.isdigit() and (
+        sum(ch in "0134573@$!|" for ch in core) >= 2 or core[0] in "013457@$"
+    ):
+        word = word.replace(core, core.translate(_LEET))
     return word
 
 
