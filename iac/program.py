@@ -244,6 +244,7 @@ def build() -> dict[str, Service]:
             "SECLAB_OIDC_AUDIENCE": lab.identity.api_audience,
             "SECLAB_OIDC_JWKS_URL": (f"http://idp:{lab.ports.idp}/realms/{lab.identity.realm}"
                                      "/protocol/openid-connect/certs"),
+            "SECLAB_OIDC_CA_FILE": "/run/tls/ca.crt",
             "SECLAB_TRUSTED_PROXIES": s.edge_app_ip,
             "SECLAB_PII_KEY_FILE": "/run/secrets/pii_key",
             "SECLAB_LOG_LEVEL": app_d["app_log_level"],

@@ -2,8 +2,9 @@
 
 Why code and not a hand-edited JSON: the realm is *derived* from `lab.yml` (tenants, users, roles,
 lifetimes, redirect URIs), and the same dict is used three times: Ansible writes it for
-`kc.sh start --import-realm`, Pulumi mounts it into the Keycloak container, and the stand-in issuer
-(`seclab.idp`) serves tokens from it. One builder, so the three cannot drift.
+`kc.sh start --import-realm`, `seclab.keycloak.converge` applies it to the running Keycloak through
+the admin REST API on every `./lab up`, and Pulumi mounts it into the Keycloak container. One
+builder, so the three cannot drift.
 
 Every hardening setting has its reason and public reference in `REASONS`; `reasons_markdown()`
 renders them into docs/identity.md (a test keeps the two equal).
@@ -137,7 +138,7 @@ REASONS: dict[str, tuple[str, str]] = {
 
 
 def user_id(realm: str, username: str) -> str:
-    """A stable `sub` per user: the same uuid in Keycloak (import sets `id`) and in the stand-in."""
+    """A stable `sub` for the users the realm import creates (import keeps `id`; admin-API users get Keycloak's)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:seclab:realm:{realm}:user:{username}"))
 
 
