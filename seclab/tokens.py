@@ -6,7 +6,6 @@ it needs the same privileges as provisioning did, which is the point: tokens are
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -44,10 +43,9 @@ def user_totp(lab: LabDefinition, username: str) -> str | None:
 
     path = Path(lab.paths.secrets) / "users" / f"{username}.totp"
     try:
-        seed = path.read_text().strip()
+        return totp.fresh_code(path)  # never a code already used: Keycloak refuses reuse (OTP policy)
     except OSError:
         raise LabError(f"{path} is missing: lab-admin tokens need the TOTP seed made by ./lab up") from None
-    return totp.code(seed, int(time.time()) // 30)
 
 
 def token_endpoint(lab: LabDefinition) -> str:

@@ -110,6 +110,8 @@ def _settings_diff(want: dict[str, Any], have: dict[str, Any]) -> dict[str, Any]
     for key, value in want.items():
         if key in _NOT_SETTINGS or isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict)):
             continue
+        if key not in have:  # import-only keys the admin API does not return (e.g. defaultDefaultClientScopes)
+            continue
         if isinstance(value, list):
             if sorted(value) != sorted(have.get(key) or []):
                 out[key] = value
@@ -192,6 +194,22 @@ def _converge_clients(admin: KeycloakAdmin, want: dict[str, Any], changed: list[
                 changed.append(f"client-scope:{client['clientId']}:{name}")
 
 
+def _harden_builtin_clients(admin: KeycloakAdmin, changed: list[str]) -> None:
+    """Keycloak's own clients of the realm (admin-cli, account), hardened as seclab.realm says."""
+    for client_id, want in realm_mod.BUILTIN_CLIENT_HARDENING.items():
+        cid = admin.get_client_id(client_id)
+        if not cid:
+            continue
+        have = admin.get_client(cid)
+        diff = {k: v for k, v in want.items() if k != "attributes" and have.get(k) != v}
+        attrs = {k: v for k, v in want.get("attributes", {}).items() if (have.get("attributes") or {}).get(k) != v}
+        if attrs:
+            diff["attributes"] = {**(have.get("attributes") or {}), **attrs}
+        if diff:
+            admin.update_client(cid, diff)
+            changed.append(f"builtin-client:{client_id}:" + ",".join(sorted(diff)))
+
+
 def _converge_users(admin: KeycloakAdmin, lab: LabDefinition, want: dict[str, Any], creds: RealmSecrets,
                     applied: _Applied, changed: list[str]) -> None:
     managed = set(realm_mod.ROLES)
@@ -260,6 +278,7 @@ def converge(lab: LabDefinition, *, secrets_dir: Path) -> dict[str, Any]:
             changed.append(f"realm-created:{want['realm']}")
         _converge_realm(admin, want, changed)
         _converge_clients(admin, want, changed)
+        _harden_builtin_clients(admin, changed)
         applied = _Applied(access.secrets_dir(lab) / "applied.json")
         _converge_users(admin, lab, want, creds, applied, changed)
         applied.save()

@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from seclab import realm as realm_mod
 from seclab.keycloak import policy, totp
@@ -90,7 +91,7 @@ def load_secrets(lab: LabDefinition, secrets_dir: Path) -> RealmSecrets:
     return out
 
 
-def provision(lab: LabDefinition, *, secrets_dir: Path, realm_export: Path) -> dict[str, object]:
+def provision(lab: LabDefinition, *, secrets_dir: Path, realm_export: Path) -> dict[str, Any]:
     """Credentials and the import file; `{"changed": bool, "what": [...]}` for Ansible."""
     creds = load_secrets(lab, secrets_dir)
     changed = list(creds.created)

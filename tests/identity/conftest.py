@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import ssl
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,9 +71,9 @@ class Keycloak:
     def password(self, user: str) -> str:
         return (Path(self.lab.paths.secrets) / "users" / f"{user}.password").read_text().strip()
 
-    def totp(self, user: str, offset_steps: int = 0) -> str:
-        seed = (Path(self.lab.paths.secrets) / "users" / f"{user}.totp").read_text().strip()
-        return totp.code(seed, int(time.time() // 30) + offset_steps)
+    def totp(self, user: str) -> str:
+        """A code Keycloak has not seen yet (each code is accepted once), as `./lab token` makes it."""
+        return totp.fresh_code(Path(self.lab.paths.secrets) / "users" / f"{user}.totp")
 
     def probe_secret(self) -> str:
         return probe_secret_path(Path(self.lab.paths.secrets)).read_text().strip()
