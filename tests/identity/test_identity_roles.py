@@ -113,3 +113,16 @@ def test_syntax_check_of_a_play_with_the_role(tmp_path: Path) -> None:
     r = subprocess.run([str(bindir / "ansible-playbook"), "--syntax-check", "-i", "localhost,", str(play)],
                        env=env, capture_output=True, text=True, timeout=180, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_pulumi_keycloak_is_the_same_version_and_build() -> None:
+    """The Pulumi engine's Keycloak container: lab.yml's version, the role's build options."""
+    defaults = yaml.safe_load((ROLES / "keycloak" / "defaults" / "main.yml").read_text())
+    dockerfile = (ROOT / "iac" / "images" / "keycloak.Dockerfile").read_text()
+    env = dict(kv.split("=", 1) for line in dockerfile.splitlines() if line.startswith("ENV ")
+               for kv in line.split()[1:])
+    for opt in defaults["keycloak_build_options"]:
+        key, value = opt.removeprefix("--").split("=", 1)
+        assert env["KC_" + key.upper().replace("-", "_")] == value, opt
+    lab = labdef.load(labdef.DEFAULT_PATH)
+    assert f"keycloak:{lab.identity.keycloak_version}" in dockerfile
