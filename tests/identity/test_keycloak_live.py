@@ -95,7 +95,8 @@ def test_lab_admin_needs_a_one_time_code(kc: Keycloak) -> None:
 
 
 def test_refresh_rotates_and_a_replayed_refresh_token_is_refused(kc: Keycloak) -> None:
-    """revokeRefreshToken + refreshTokenMaxReuse=0 (RFC 9700 4.14.2): each refresh token works once."""
+    """revokeRefreshToken + refreshTokenMaxReuse=0 (RFC 9700 4.14.2): each refresh token works once, and
+    a replayed one ends the session."""
     first = kc.token("alice")
     r1 = kc.http.post(f"{kc.oidc}/token", data={"grant_type": "refresh_token", "client_id": kc.lab.identity.cli_client_id,
                                                  "refresh_token": first["refresh_token"]})
@@ -104,6 +105,12 @@ def test_refresh_rotates_and_a_replayed_refresh_token_is_refused(kc: Keycloak) -
     replay = kc.http.post(f"{kc.oidc}/token", data={"grant_type": "refresh_token", "client_id": kc.lab.identity.cli_client_id,
                                                      "refresh_token": first["refresh_token"]})
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    assert "reuse" in replay.json()["error_description"]
+    # Reuse detection: the replay ends the client's session, so the legitimate rotated token dies too
+    # (a thief and the victim cannot both keep refreshing).
+    rotated = kc.http.post(f"{kc.oidc}/token", data={"grant_type": "refresh_token", "client_id": kc.lab.identity.cli_client_id,
+                                                      "refresh_token": r1.json()["refresh_token"]})
+    assert rotated.status_code == 400 and rotated.json()["error"] == "invalid_grant"
 
 
 def test_refresh_token_of_another_client_is_refused(kc: Keycloak) -> None:
@@ -181,3 +188,21 @@ def test_brute_force_settings_are_lab_yml_on_the_live_realm(kc: Keycloak) -> Non
     assert rep["accessTokenLifespan"] == ident.access_token_lifetime_s
     assert rep["sslRequired"] == "all" and rep["registrationAllowed"] is False
     assert "length(12)" in rep["passwordPolicy"] and "hashAlgorithm(argon2)" in rep["passwordPolicy"]
+
+
+def test_prometheus_scrapes_keycloaks_metrics(kc: Keycloak) -> None:
+    """Keycloak's /metrics (management interface, loopback HTTPS) is a healthy Prometheus target."""
+    url = f"http://127.0.0.1:{kc.lab.ports.prometheus}/api/v1/targets"
+    deadline = time.monotonic() + 60  # a freshly restarted Keycloak is scraped within one interval
+    while True:
+        targets = [t for t in httpx.get(url, timeout=10).json()["data"]["activeTargets"]
+                   if t["labels"]["job"] == "keycloak"]
+        assert len(targets) == 1 and targets[0]["scrapeUrl"].startswith("https://127.0.0.1:")
+        if targets[0]["health"] == "up" or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert targets[0]["health"] == "up", targets[0].get("lastError")
+    # Keycloak's direct management endpoint needs no edge: it is not routed there (404 at the edge).
+    ctx = ssl.create_default_context(cafile=str(access.ca_file(kc.lab)))
+    with httpx.Client(base_url=kc.lab.edge_url, verify=ctx, timeout=15) as edge:
+        assert edge.get("/metrics").status_code == 404
