@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 NAME_RE = r"^[a-z][a-z0-9_]{1,30}$"
 """Tenant and user names become PostgreSQL identifiers and Redis key parts: keep them boring."""
@@ -168,6 +176,14 @@ class Performance(_Strict):
         return v
 
 
+class Hardening(_Strict):
+    os: bool = Field(
+        default=True,
+        description="run the os_hardening role on lab hosts (issue 18); false leaves the host as the image "
+                    "shipped it, and `lab up`, `lab verify` and the report say so",
+    )
+
+
 class LabDefinition(_Strict):
     name: str = Field(default="seclab", pattern=NAME_RE)
     tenants: list[Tenant] = Field(min_length=1)
@@ -180,6 +196,7 @@ class LabDefinition(_Strict):
     pki: Pki = Pki()
     ai: AI = AI()
     performance: Performance = Performance()
+    hardening: Hardening = Hardening()
 
     @model_validator(mode="before")
     @classmethod

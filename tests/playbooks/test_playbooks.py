@@ -299,7 +299,7 @@ def _role_variables(role: Path) -> tuple[set[str], set[str]]:
     return found, declared
 
 
-@pytest.mark.parametrize("role", SKELETON_ROLES)
+@pytest.mark.parametrize("role", [*SKELETON_ROLES, "os_hardening"])
 def test_every_variable_is_documented_in_defaults(role: str) -> None:
     path = ROLES / role
     found, declared = _role_variables(path)
