@@ -68,33 +68,34 @@ def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as fh:
         args = json.load(fh)
     apply = bool(args.get("apply", True))
-    out = {"changed": False, "world_writable": [], "world_writable_fixed": [],
-           "suid_removed": [], "suid_allowed": [], "suid_unlisted": []}
+    lists: dict[str, list[str]] = {"world_writable": [], "world_writable_fixed": [],
+                                   "suid_removed": [], "suid_allowed": [], "suid_unlisted": []}
+    changed = False
     for path in world_writable(args.get("system_paths", [])):
-        out["world_writable"].append(path)
+        lists["world_writable"].append(path)
         if apply:
             mode = stat.S_IMODE(os.lstat(path).st_mode)
             os.chmod(path, mode & ~0o002)
-            out["world_writable_fixed"].append(path)
-            out["changed"] = True
+            lists["world_writable_fixed"].append(path)
+            changed = True
     allow = set(args.get("allow", []))
     remove = set(args.get("remove", []))
     for path in setid_files(args.get("root", "/"), args.get("prune", [])):
         real = os.path.realpath(path)
         if path in remove or real in remove:
             if apply and strip_setid(path):
-                out["changed"] = True
-            out["suid_removed"].append(path)
+                changed = True
+            lists["suid_removed"].append(path)
         elif path in allow or real in allow:
-            out["suid_allowed"].append(path)
+            lists["suid_allowed"].append(path)
         else:
-            out["suid_unlisted"].append(path)
+            lists["suid_unlisted"].append(path)
     # Bits already removed on an earlier run: still reported as removed (the state stays the same).
     for path in sorted(remove):
-        if path not in out["suid_removed"] and os.path.exists(path) and has_override(path):
-            out["suid_removed"].append(path)
-    out["suid_removed"].sort()
-    print(json.dumps(out, sort_keys=True))
+        if path not in lists["suid_removed"] and os.path.exists(path) and has_override(path):
+            lists["suid_removed"].append(path)
+    lists["suid_removed"].sort()
+    print(json.dumps({"changed": changed, **lists}, sort_keys=True))
 
 
 if __name__ == "__main__":
