@@ -202,6 +202,7 @@ MAGIC = {
     "lab", "item", "omit", "inventory_hostname", "playbook_dir", "role_path", "hostvars", "groups",
     "group_names", "ansible_managed", "true", "false", "none", "True", "False", "None", "lookup", "query",
     "q", "dict", "range", "loop", "namespace", "undef",
+    "_",  # the throwaway name of `{% set _ = items.update(...) %}` in a set_fact template
 }
 CONDITION_KEYS = {"when", "until", "changed_when", "failed_when", "that"}
 
