@@ -135,13 +135,17 @@ def test_review_finds_world_writable_and_unlisted_setuid(tmp_path: Path) -> None
     sticky = tmp_path / "etc" / "tmp"
     sticky.mkdir()
     sticky.chmod(0o1777)
-    for name in ("allowed", "rogue", "remove-me"):
-        f = tmp_path / name
+    setid = [tmp_path / name for name in ("allowed", "rogue", "remove-me")]
+    for f in setid:
         f.write_text("#!/bin/sh\n")
         f.chmod(0o4755)
-    out = run_script("modes.py", {"system_paths": [str(tmp_path / "etc")], "root": str(tmp_path), "prune": [],
-                                  "allow": [str(tmp_path / "allowed")], "remove": [str(tmp_path / "remove-me")],
-                                  "apply": False})
+    try:
+        out = run_script("modes.py", {"system_paths": [str(tmp_path / "etc")], "root": str(tmp_path), "prune": [],
+                                      "allow": [str(tmp_path / "allowed")], "remove": [str(tmp_path / "remove-me")],
+                                      "apply": False})
+    finally:
+        for f in setid:  # never leave setuid files behind: the host's own review (os-06) would flag them
+            f.chmod(0o755)
     assert out["world_writable"] == sorted([str(ww), str(opendir)])  # the sticky directory is fine
     assert out["suid_allowed"] == [str(tmp_path / "allowed")]
     assert out["suid_unlisted"] == [str(tmp_path / "rogue")]
