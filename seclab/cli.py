@@ -103,6 +103,10 @@ def up(
         raise LabError(f"unknown engine {engine!r}: use ansible or pulumi")
     from seclab.engines import ansible_engine
 
+    if not lab.hardening.os:
+        console.print("[bold red]WARNING[/]: OS hardening is OFF (lab.yml hardening.os: false): this host keeps the "
+                      "image's kernel parameters, PAM and setuid files; `./lab verify` fails the Linux baseline.",
+                      highlight=False)
     with console.status("provisioning with Ansible...") as status:
 
         def on_event(event: str) -> None:

@@ -182,6 +182,14 @@ class Performance(_Strict):
         return v
 
 
+class Hardening(_Strict):
+    os: bool = Field(
+        default=True,
+        description="run the os_hardening role on lab hosts (issue 18); false leaves the host as the image "
+                    "shipped it, and `lab up`, `lab verify` and the report say so",
+    )
+
+
 class LabDefinition(_Strict):
     name: str = Field(default="seclab", pattern=NAME_RE)
     tenants: list[Tenant] = Field(min_length=1)
@@ -194,6 +202,7 @@ class LabDefinition(_Strict):
     pki: Pki = Pki()
     ai: AI = AI()
     performance: Performance = Performance()
+    hardening: Hardening = Hardening()
 
     @model_validator(mode="before")
     @classmethod
