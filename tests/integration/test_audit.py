@@ -77,7 +77,7 @@ def _admin_cli(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_verify_audit_cli_names_broken_row(settings: Settings, owner: asyncpg.Connection,
                                                  synced: list[str]) -> None:
     name = f"zt{uuid.uuid4().hex[:8]}"
-    await tenancy.create_tenant(owner, name, "test")
+    await tenancy.create_tenant(owner, name, "test", tenancy.TenantLogin.from_settings(settings))
     schema = f"tenant_{name}"
     try:
         await owner.execute(f"INSERT INTO {schema}.audit_log (actor, action) VALUES ('a', 'x'), ('b', 'y'), ('c', 'z')")
@@ -90,4 +90,4 @@ async def test_verify_audit_cli_names_broken_row(settings: Settings, owner: asyn
         out = json.loads(bad.stdout.strip().splitlines()[-1])
         assert out["broken"]["table"] == f"{schema}.audit_log" and out["broken"]["id"] == 2
     finally:
-        await tenancy.delete_tenant(owner, name, "test")
+        await tenancy.delete_tenant(owner, name, "test", tenancy.TenantLogin.from_settings(settings))
