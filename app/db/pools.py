@@ -54,6 +54,7 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.TooManyConnectionsError,
 )
+CLOSE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECT_ERRORS)
 LOGIN_REFUSED: tuple[type[BaseException], ...] = (
     asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError,
 )
@@ -145,7 +146,7 @@ class TenantPools:
     async def _close_slot(tenant: str, slot: _Slot) -> None:
         try:
             await asyncio.wait_for(slot.pool.close(), 10)
-        except (TimeoutError, *CONNECT_ERRORS):
+        except CLOSE_ERRORS:
             slot.pool.terminate()
         log.debug("tenant pool closed", extra={"tenant": tenant})
 

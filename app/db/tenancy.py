@@ -182,8 +182,9 @@ async def ensure_tenant(conn: asyncpg.Connection, name: str, login: TenantLogin)
               await conn.fetchval("SELECT datacl::text FROM pg_database WHERE datname = current_database()"))
     tables = ", ".join(f"{q}.{quote_ident(t)}" for t in CHAT_TABLES)
     audit = f"{q}.{quote_ident(AUDIT_TABLE)}"
-    await conn.execute(f"ALTER ROLE {q} LOGIN NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION"
-                       f" CONNECTION LIMIT {int(login.connection_limit)}")
+    # (CREATE ROLE's defaults are NOCREATEDB NOCREATEROLE NOREPLICATION NOSUPERUSER, and only a superuser
+    # may even name the replication attribute: the owner cannot grant them, tests check the result.)
+    await conn.execute(f"ALTER ROLE {q} LOGIN NOINHERIT CONNECTION LIMIT {int(login.connection_limit)}")
     # The session lands in its own schema; a later `SET search_path` finds nothing it may use elsewhere.
     await conn.execute(f"ALTER ROLE {q} SET search_path TO {q}")
     await conn.execute(f"GRANT {quote_ident(TENANTS_GROUP)} TO {q}")

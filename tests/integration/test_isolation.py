@@ -87,7 +87,11 @@ async def test_every_way_out_of_acme_is_closed(acme_conn: asyncpg.Connection) ->
 
 async def test_a_new_session_lands_in_its_own_schema(acme_conn: asyncpg.Connection) -> None:
     assert await acme_conn.fetchval("SHOW search_path") == "tenant_acme"
-    assert await acme_conn.fetchval("SELECT rolinherit FROM pg_roles WHERE rolname = current_user") is False
+    row = await acme_conn.fetchrow("SELECT rolinherit, rolsuper, rolcreatedb, rolcreaterole, rolreplication,"
+                                   " rolbypassrls, rolconnlimit FROM pg_roles WHERE rolname = current_user")
+    assert not any(row[k] for k in ("rolinherit", "rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication",
+                                    "rolbypassrls"))
+    assert row["rolconnlimit"] > 0  # bounded sessions per tenant
 
 
 async def test_app_login_reaches_no_tenant(app_conn: asyncpg.Connection, synced: list[str]) -> None:
