@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
     "sql",
     ["UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log"],
 )
-async def test_tenant_role_cannot_change_audit_log(app_conn: asyncpg.Connection, synced: list[str], sql: str) -> None:
-    async with app_conn.transaction():
-        await app_conn.execute("SET LOCAL ROLE tenant_acme; SET LOCAL search_path TO tenant_acme")
+async def test_tenant_role_cannot_change_audit_log(acme_conn: asyncpg.Connection, sql: str) -> None:
+    async with acme_conn.transaction():
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await app_conn.execute(sql)
+            await acme_conn.execute(sql)
 
 
 @pytest.mark.parametrize("sql", ["UPDATE {t} SET actor = 'mallory'", "DELETE FROM {t}", "TRUNCATE {t}"])
