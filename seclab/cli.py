@@ -45,6 +45,7 @@ def _mount_subapps() -> None:
         ("audit", "seclab.commands.audit"),
         ("waf", "seclab.commands.waf"),
         ("backup", "seclab.commands.backup"),
+        ("tenant", "seclab.commands.tenant"),
     ]:
         try:
             mod = importlib.import_module(module)
