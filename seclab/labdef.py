@@ -179,7 +179,7 @@ class Performance(_Strict):
 class Backup(_Strict):
     """PostgreSQL backups with pgBackRest (playbooks/roles/postgresql/tasks/backup.yml, `lab backup|restore`)."""
 
-    repository: str = Field(default="/var/lib/seclab/backup", description="pgBackRest repository (encrypted)")
+    repository: str = Field(default="/var/lib/pgbackrest", description="pgBackRest repository (encrypted)")
     full_every_hours: int = Field(default=24, ge=1, description="a full backup when the last is older")
     incremental_every_minutes: int = Field(default=60, ge=5, description="incremental backups in between")
     retention_full: int = Field(default=2, ge=1, le=50, description="full backups kept (with their WAL)")
