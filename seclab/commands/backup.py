@@ -129,6 +129,19 @@ def backup_rows(stanza_info: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def take_backup(cfg: BackupConfig, kind: str, wait_s: float = 1800) -> None:
+    """One backup; waits while another one (the scheduler's) holds pgBackRest's lock."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _as_pg(cfg, ["pgbackrest", f"--stanza={cfg.stanza}", f"--type={kind}", "backup"])
+            return
+        except LabError as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(2)
+
+
 def _service(action: str, name: str) -> None:
     """Start/stop one program of the process manager (supervisord here, systemd units elsewhere)."""
     if shutil.which("supervisorctl"):
@@ -246,7 +259,7 @@ def backup(
     cfg = load_config()
     kind = "full" if full else "incr"
     t0 = time.monotonic()
-    _as_pg(cfg, ["pgbackrest", f"--stanza={cfg.stanza}", f"--type={kind}", "backup"])
+    take_backup(cfg, kind)
     rows = backup_rows(info(cfg))
     typer.echo(json.dumps({"backup": rows[-1] if rows else None, "type": kind,
                            "seconds": round(time.monotonic() - t0, 2)}, indent=2))

@@ -184,10 +184,10 @@ def remove(
         raise LabError(f"lab.yml users still belong to {name}: {', '.join(users)}; move or remove them first")
     result: dict[str, Any] = {"tenant": name}
     if keep_backup:
-        from seclab.commands.backup import _as_pg, backup_rows, info, load_config
+        from seclab.commands.backup import backup_rows, info, load_config, take_backup
 
         cfg = load_config(lab)
-        _as_pg(cfg, ["pgbackrest", f"--stanza={cfg.stanza}", "--type=full", "backup"])
+        take_backup(cfg, "full")
         rows = backup_rows(info(cfg))
         result["backup"] = rows[-1]["label"] if rows else None
     if name in lab.tenant_names():
