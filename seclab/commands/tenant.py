@@ -127,12 +127,17 @@ async def purge_redis(redis: Any, tenant: str) -> dict[str, int]:
 def _purge_redis(lab: labdef.LabDefinition, tenant: str) -> dict[str, int]:
     import asyncio
 
-    os.environ.setdefault("SECLAB_ENV_FILE", _env_file(lab))
     from app.core.config import load_settings
     from app.worker.runtime import redis_client
 
+    # The root-only ACL user that may SCAN (the services' users may not), with the app's TLS settings.
+    settings = load_settings(Path(_env_file(lab))).model_copy(update={
+        "redis_user": "seclab_tenant_admin",
+        "redis_password_file": str(Path(lab.paths.secrets) / "redis_tenant_admin_password"),
+    })
+
     async def run() -> dict[str, int]:
-        client = redis_client(load_settings())
+        client = redis_client(settings)
         try:
             return await purge_redis(client, tenant)
         finally:

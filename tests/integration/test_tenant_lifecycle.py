@@ -39,6 +39,15 @@ def _lab(lab_file: Path, *args: str) -> dict[str, Any]:
     return dict(json.loads(p.stdout))
 
 
+def _admin_redis(settings: Settings, lab: LabDefinition) -> Any:
+    """The root-only ACL user that may SCAN (the app's user may not: it would list every key)."""
+    from app.worker.runtime import redis_client
+
+    return redis_client(settings.model_copy(update={
+        "redis_user": "seclab_tenant_admin",
+        "redis_password_file": str(Path(lab.paths.secrets) / "redis_tenant_admin_password")}))
+
+
 async def _redis_leftovers(redis: Any, name: str) -> dict[str, int]:
     keys = [k async for k in redis.scan_iter(match=f"seclab:*{name}*", count=500)]
     dlq = [f for _, f in await redis.xrange(DLQ_KEY) if f.get(b"tenant", f.get("tenant")) in (name, name.encode())]
@@ -77,14 +86,16 @@ async def test_add_use_remove_leaves_nothing(tmp_path: Path, settings: Settings,
     await redis.set(f"seclab:sweep:{name}:{uuid.uuid4()}", "1", ex=600)
     await dlq_add(redis, DlqEntry(task="answer", tenant=name, message_id=str(uuid.uuid4()), category="unknown",
                                   attempts=1, error="test"))
-    before = await _redis_leftovers(redis, name)
+    admin = _admin_redis(settings, lab)
+    before = await _redis_leftovers(admin, name)
     assert before["keys"] >= 3 and before["dlq_entries"] == 1, before
 
     removed = await asyncio.to_thread(_lab, lab_file, "tenant", "remove", name, "--no-up")
     assert removed["database"]["changed"] is True and removed["redis"]["dlq_entries"] == 1
 
     assert await leftovers(owner, name) == NOTHING
-    assert await _redis_leftovers(redis, name) == {"keys": 0, "dlq_entries": 0}
+    assert await _redis_leftovers(admin, name) == {"keys": 0, "dlq_entries": 0}
+    await admin.aclose()
     assert _secrets_leftovers(lab, name) == []
     assert name not in lab_file.read_text(encoding="utf-8")
     assert lab_file.read_text(encoding="utf-8") == (ROOT / "lab.yml").read_text(encoding="utf-8")
