@@ -146,7 +146,8 @@ def _service(action: str, name: str) -> None:
     """Start/stop one program of the process manager (supervisord here, systemd units elsewhere)."""
     if shutil.which("supervisorctl"):
         proc = subprocess.run(["supervisorctl", action, name], capture_output=True, text=True, check=False)
-        if proc.returncode != 0 and "no such process" not in proc.stdout.lower() and "already" not in proc.stdout:
+        said = proc.stdout.lower()
+        if proc.returncode != 0 and not any(w in said for w in ("no such process", "already", "not running")):
             raise LabError(f"supervisorctl {action} {name}: {proc.stdout.strip() or proc.stderr.strip()}")
         return
     proc = subprocess.run(["systemctl", action, f"seclab-{name}.service"], capture_output=True, text=True, check=False)
