@@ -46,8 +46,8 @@ def _lab(*args: str) -> dict[str, Any]:
 
 
 def _seed(cfg: dict[str, Any], first: int, last: int) -> None:
-    _psql(cfg, "INSERT INTO seed SELECT g, (SELECT string_agg(md5(random()::text || g), '')"
-               f" FROM generate_series(1, 32)) FROM generate_series({first}, {last}) g", db="seclab_seed")
+    _psql(cfg, "INSERT INTO seed SELECT g, (SELECT string_agg(md5(random()::text || i || g), '')"
+               f" FROM generate_series(1, 32) i) FROM generate_series({first}, {last}) g", db="seclab_seed")
 
 
 def main() -> int:
