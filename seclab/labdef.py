@@ -190,6 +190,16 @@ class Hardening(_Strict):
     )
 
 
+class Backup(_Strict):
+    """PostgreSQL backups with pgBackRest (playbooks/roles/postgresql/tasks/backup.yml, `lab backup|restore`)."""
+
+    repository: str = Field(default="/var/lib/pgbackrest", description="pgBackRest repository (encrypted)")
+    full_every_hours: int = Field(default=24, ge=1, description="a full backup when the last is older")
+    incremental_every_minutes: int = Field(default=60, ge=5, description="incremental backups in between")
+    retention_full: int = Field(default=2, ge=1, le=50, description="full backups kept (with their WAL)")
+    alert_after_minutes: int = Field(default=150, ge=10, description="alert when the last good backup is older")
+
+
 class LabDefinition(_Strict):
     name: str = Field(default="seclab", pattern=NAME_RE)
     tenants: list[Tenant] = Field(min_length=1)
@@ -203,6 +213,7 @@ class LabDefinition(_Strict):
     ai: AI = AI()
     performance: Performance = Performance()
     hardening: Hardening = Hardening()
+    backup: Backup = Backup()
 
     @model_validator(mode="before")
     @classmethod
