@@ -56,7 +56,7 @@ def _mount_subapps() -> None:
         if name == "backup":  # `lab restore` lives beside `lab backup` (one module: pgBackRest)
             cli.add_typer(mod.restore_app, name="restore")
     # Top-level verbs that live in their own module (attack, report): each exposes register(cli).
-    for module in ("seclab.commands.attack", "seclab.commands.report"):
+    for module in ("seclab.commands.attack", "seclab.commands.report", "seclab.commands.logs"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
