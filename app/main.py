@@ -30,7 +30,7 @@ from app.core.ratelimit import RateLimiter
 from app.core.security import JwksCache, TokenValidator
 from app.db.connect import app_credentials
 from app.worker.dlq import DlqDepthCollector
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 log = logging.getLogger("seclab.app")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pki.model import CertSpec, PkiPlan
 from pki.plan import LOOPBACK_DNS, LOOPBACK_IPS, build_plan
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 DOCKER_SERVERS: dict[str, str] = {
     "elasticsearch": "Elasticsearch REST TLS (Docker engine only)",

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from seclab.realm import PROBE_CLIENT_ID
+from labdef.realm import PROBE_CLIENT_ID
 
 from . import render
 from .config import IAC_DIR, REPO_ROOT, Settings, load_settings
@@ -362,7 +362,7 @@ def build() -> dict[str, Service]:
                File("db-client.pk8", "/run/tls/db-client.pk8", source=kc_tls.key, secret=True, convert="pkcs8-der"),
                File("db_password", "/run/secrets/db_password", content=secret("keycloak-db"), secret=True),
                File("admin_password", "/run/secrets/admin_password", content=secret("keycloak-admin"), secret=True),
-               # With credentials: 0600 like seclab.realm.write_realm_export on the native engine.
+               # With credentials: 0600 like labdef.realm.write_realm_export on the native engine.
                File("realm.json", f"/opt/keycloak/data/import/{lab.identity.realm}-realm.json", content=realm_json,
                     secret=True, mode="0600")]), depends=("postgres",))
 

@@ -20,7 +20,7 @@ import jinja2
 import yaml
 from jinja2.nativetypes import NativeEnvironment
 
-from seclab.labdef import LabDefinition, as_vars
+from labdef import LabDefinition, as_vars
 
 from .config import REPO_ROOT
 
@@ -277,12 +277,12 @@ def redis_acl(lab: LabDefinition, sha256_by_user: dict[str, str]) -> str:
                                 **redis_overrides())
 
 
-# --- identity (seclab/realm.py) -------------------------------------------------------------------
+# --- identity (labdef/realm.py) -------------------------------------------------------------------
 
 def realm_export(lab: LabDefinition, user_secrets: dict[str, str], otp_secrets: dict[str, str],
                  client_secrets: dict[str, str]) -> str:
-    """The same text `seclab.realm.write_realm_export` writes (the native path), for Keycloak's import."""
-    from seclab.realm import build_realm_export
+    """The same text `labdef.realm.write_realm_export` writes (the native path), for Keycloak's import."""
+    from labdef.realm import build_realm_export
 
     data = build_realm_export(lab, user_secrets, otp_secrets=otp_secrets, client_secrets=client_secrets)
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

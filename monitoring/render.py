@@ -1,6 +1,6 @@
 """Render the monitoring templates with plain Jinja2 (Pulumi engine, tests).
 
-Ansible renders the very same files with its role variables; here only `lab` (seclab.labdef.as_vars)
+Ansible renders the very same files with its role variables; here only `lab` (labdef.as_vars)
 is required and every `monitoring_*` variable may be passed as an override (e.g. container names
 in `monitoring_targets` for the Docker engine).
 """

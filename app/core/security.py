@@ -32,7 +32,7 @@ from app.core.problems import Problem
 
 ALGORITHM = "RS256"
 TENANT_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
-"""Same rule as lab.yml tenant names (seclab.labdef.NAME_RE): the claim becomes a SQL identifier."""
+"""Same rule as lab.yml tenant names (labdef.NAME_RE): the claim becomes a SQL identifier."""
 
 log = logging.getLogger("seclab.security")
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seclab.errors import LabError
+from labdef.errors import LabError
 
 app = typer.Typer(help="Dead-letter stream of the generation worker (seclab:dlq).", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from seclab import labdef
+import labdef
 from seclab.idp.keys import KeyStore
 from seclab.idp.settings import IdpSettings
 

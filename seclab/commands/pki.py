@@ -22,7 +22,7 @@ from pki.plan import build_plan
 from pki.reload import run_hooks
 from pki.reloader import Outcome, Reloader
 from pki.services import build_reload_plan
-from seclab import labdef
+import labdef
 
 app = typer.Typer(
     help="Lab PKI: root and intermediate CA, service and mTLS client certificates, CRL.",

@@ -31,7 +31,7 @@ from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 from pydantic import BaseModel
 
-from seclab.idp import totp
+from labdef import totp
 from seclab.idp.keys import KeyStore
 from seclab.idp.realmview import Client, RealmView, User
 

@@ -1,7 +1,7 @@
 """The parts of a Keycloak realm export the stand-in serves, parsed once at the boundary (Pydantic).
 
 The stand-in never has settings of its own: lifetimes, brute-force numbers, clients, users, roles and
-token mappers all come from the export that `seclab.realm.build_realm_export` renders for Keycloak.
+token mappers all come from the export that `labdef.realm.build_realm_export` renders for Keycloak.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 
 class IdpSettings(BaseSettings):
@@ -28,6 +28,6 @@ class IdpSettings(BaseSettings):
         return self.state_dir / "credentials.json"
 
     def load_lab(self) -> LabDefinition:
-        """lab.json as rendered by `seclab.labdef.as_vars` (`{"lab": {...}}`), or a bare definition."""
+        """lab.json as rendered by `labdef.as_vars` (`{"lab": {...}}`), or a bare definition."""
         data = json.loads(self.lab_file.read_text(encoding="utf-8"))
         return LabDefinition.model_validate(data.get("lab", data))

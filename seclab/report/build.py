@@ -208,7 +208,8 @@ def identity_section(opts: Options) -> dict[str, Any]:
     st = opts.identity
     if st is None and opts.collect_identity:
         try:
-            from seclab import labdef, status
+            import labdef
+            from labdef import status
 
             st = status.collect(labdef.load())
         except Exception as exc:  # noqa: BLE001 - a report must still be written when the lab is half up

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from seclab import labdef
-from seclab.idp import totp
+import labdef
+from labdef import totp
 from seclab.idp.issuer import Credentials, Issuer
 from seclab.idp.keys import KeyStore
 from seclab.idp.main import create_app
 from seclab.idp.provision import provision
-from seclab.realm import build_realm_export
+from labdef.realm import build_realm_export
 
 BASE = "http://idp.test"
 REALM_PATH = "/realms/seclab/protocol/openid-connect"

@@ -25,7 +25,7 @@ from app.core.config import Settings
 from app.core.ratelimit import Decision
 from app.main import create_app
 from seclab.idp.issuer import Issuer
-from seclab.realm import PROBE_CLIENT_ID, build_realm_export, user_id
+from labdef.realm import PROBE_CLIENT_ID, build_realm_export, user_id
 
 from .conftest import BASE, StandIn
 

@@ -7,7 +7,7 @@ import base64
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from seclab.realm import PROBE_CLIENT_ID, user_id
+from labdef.realm import PROBE_CLIENT_ID, user_id
 
 from .conftest import BASE, REALM_PATH, StandIn
 

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 
-from seclab import labdef
+import labdef
 from seclab.idp.keys import KeyStore
 from seclab.idp.provision import ProvisionError, provision
-from seclab.realm import REASONS, reasons_markdown, write_realm_export
+from labdef.realm import REASONS, reasons_markdown, write_realm_export
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIVERS = ROOT / "seclab" / "kcwarden-waivers.yml"
+WAIVERS = ROOT / "labdef" / "kcwarden-waivers.yml"
 KCWARDEN = shutil.which("kcwarden", path=str(Path(sys.executable).parent)) or "kcwarden"
 SEVERE = {"Medium", "High", "Critical"}
 
@@ -117,7 +117,7 @@ def test_users_and_secrets(lab: labdef.LabDefinition, realm_export: dict, tmp_pa
 
 def test_reasons_are_in_the_docs() -> None:
     docs = (ROOT / "docs" / "identity.md").read_text()
-    assert reasons_markdown() in docs, "regenerate the table: python -c 'from seclab.realm import reasons_markdown; print(reasons_markdown())'"
+    assert reasons_markdown() in docs, "regenerate the table: python -c 'from labdef.realm import reasons_markdown; print(reasons_markdown())'"
     assert all(ref for _, ref in REASONS.values())
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from monitoring import render
-from seclab import labdef
+import labdef
 
 from .support import REPO  # noqa: F401  (sys.path set-up happens on import)
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from monitoring import render
-from seclab import labdef
+import labdef
 
 from .support import MONITORING, tool
 

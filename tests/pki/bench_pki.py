@@ -6,7 +6,7 @@ import time
 
 from pki.ca import ensure, rotate, status
 from pki.plan import build_plan
-from seclab.labdef import load
+from labdef import load
 
 plan = build_plan(load())
 a, b, c, s = [], [], [], []

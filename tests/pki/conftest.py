@@ -13,7 +13,7 @@ from pki.ca import EnsureResult, ensure
 from pki.layout import Layout
 from pki.model import PkiPlan
 from pki.plan import build_plan
-from seclab.labdef import LabDefinition, load
+from labdef import LabDefinition, load
 from tests.pki.pki_support import EXTRA_HOST, T0
 
 

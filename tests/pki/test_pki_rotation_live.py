@@ -23,7 +23,7 @@ import pytest
 
 from pki.layout import Layout
 from pki.probe import client_context, file_sha256, presented_sha256
-from seclab import labdef
+import labdef
 
 pytestmark = pytest.mark.integration
 

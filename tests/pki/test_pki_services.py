@@ -22,7 +22,7 @@ from pki.probe import client_context, file_sha256, presented_sha256
 from pki.reloader import REDIS_RELOAD_SECRET, REDIS_RELOAD_USER, Reloader
 from pki.services import PROGRAMS, ReloadPlan, build_reload_plan, select
 from seclab.commands.pki import app as pki_app
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 ROLES = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from benchmarks import analysis, runner
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 TARGET, MAX_ERR = 500.0, 0.0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 ROLES: dict[str, str] = {
     "user": "Chat in the user's own tenant.",
@@ -116,7 +116,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "CLI client: direct grants only": (
         ("`lab token USER` uses the password grant: a separate public client with *only* that grant "
         "(no browser flow, no redirect URI), behind brute-force protection and lab-admin OTP. "
-        "Waived in seclab/kcwarden-waivers.yml."),
+        "Waived in labdef/kcwarden-waivers.yml."),
         "RFC 9700 2.4 (ROPC must not be used: accepted for lab tooling only)",
     ),
     "audience mapper": (
@@ -485,7 +485,7 @@ def build_realm_export(
                 "config": {"kc.user.profile.config": [json.dumps(_user_profile())]},
             }],
         },
-        "attributes": {"seclab.generatedBy": "seclab.realm.build_realm_export"},
+        "attributes": {"seclab.generatedBy": "labdef.realm.build_realm_export"},
     }
 
 

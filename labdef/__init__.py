@@ -3,6 +3,11 @@
 Why one model: every engine renders from the same data, so the topology cannot drift between
 the native (Ansible) and container (Pulumi) paths. Errors name the field *and* the line of the
 YAML file, because a student editing `lab.yml` should not have to read a Pydantic traceback.
+
+This package is the project's kernel: it imports nothing of the project, and everything else (the app,
+PKI, IaC, attacks, benchmarks, the CLI) imports it. Beside the model: `realm` (the Keycloak realm built
+from it), `errors` (LabError), `status` (where the lab's services listen), `tokens` and `totp` (logging
+in as a lab user). tests/test_import_rules.py keeps the arrows pointing down.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from seclab.errors import LabError
-from seclab.labdef import LabDefinition
-from seclab.status import idp_info
+from labdef import LabDefinition
+from labdef.errors import LabError
+from labdef.status import idp_info
 
 
 def issuer(lab: LabDefinition) -> str:
@@ -39,7 +39,7 @@ def user_totp(lab: LabDefinition, username: str) -> str | None:
     """lab-admin must present a one-time code (realm OTP policy); the seed was generated at provisioning."""
     if "lab-admin" not in lab.user(username).roles:
         return None
-    from seclab.idp import totp
+    from labdef import totp
 
     path = Path(lab.paths.secrets) / "users" / f"{username}.totp"
     try:
