@@ -2,9 +2,9 @@
 imports that run back up (a lower layer importing a higher one, or a forbidden sideways arrow), the ten
 longest functions, and the `duplicates` pairs of more than 10 lines.
 
-Run from the repository root: `python tools/archmetrics.py` (only the standard library; `duplicates` is
-called when it is on the PATH). The layer order is the one docs/DEVELOPING.md describes and
-tests/test_import_rules.py enforces: the kernel `labdef` at the bottom, the CLI `seclab` at the top.
+Run: `.venv/bin/python tools/archmetrics.py [--root CHECKOUT]` (Python 3.12+, standard library only;
+`duplicates` is called when it is on the PATH). `--root` measures another checkout (e.g. a worktree of an
+older commit) with today's rules. The layers are tools/layers.py, which tests/test_import_rules.py enforces.
 """
 
 from __future__ import annotations
@@ -17,65 +17,16 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python tools/archmetrics.py`
+    sys.path.insert(0, str(ROOT))
 
-# Rank of each unit: a unit may import units of a lower or equal rank (tests may import anything).
-RANKS: dict[str, int] = {
-    "labdef": 0,
-    "pki": 1, "edge": 1, "waf_rules": 1, "monitoring": 1,
-    "app": 2, "seclab.idp": 2,
-    "iac": 3, "attacks": 3, "benchmarks": 3, "tools": 3,
-    "seclab": 4,
-    "tests": 5,
-}
-# Arrows that are forbidden although they do not run up: black-box suites never import the app.
-FORBIDDEN_SIDEWAYS = {("attacks", "app"), ("benchmarks", "app")}
+from tools.layers import forbidden_arrows  # noqa: E402 (after the path fix above)
 
 
 def tracked_files() -> list[Path]:
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     return [ROOT / line for line in out.splitlines() if (ROOT / line).is_file()]
-
-
-def unit_of(module: str) -> str | None:
-    """The layer unit a dotted module name belongs to (None: not the project's)."""
-    if module == "seclab.idp" or module.startswith("seclab.idp."):
-        return "seclab.idp"
-    top = module.split(".", 1)[0]
-    return top if top in RANKS else None
-
-
-def module_of(path: Path) -> str:
-    rel = path.relative_to(ROOT).with_suffix("")
-    parts = list(rel.parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def imports_of(path: Path) -> list[tuple[int, str]]:
-    """Every imported project module name (absolute, relative ones resolved) with its line."""
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError):
-        return []
-    package = module_of(path).split(".")
-    if path.name != "__init__.py":
-        package = package[:-1]
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.extend((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-            if node.module is None or node.level:
-                found.extend((node.lineno, f"{base}.{alias.name}" if base else alias.name)
-                             for alias in node.names)
-            else:
-                found.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names)
-    return found
 
 
 def py_files() -> list[Path]:
@@ -102,23 +53,13 @@ def lines_per_folder() -> None:
 
 
 def back_up_imports() -> None:
-    arrows: Counter[tuple[str, str]] = Counter()
-    examples: dict[tuple[str, str], str] = {}
-    for path in py_files():
-        src = unit_of(module_of(path))
-        if src is None or src == "tests":
-            continue
-        for line, name in imports_of(path):
-            dst = unit_of(name)
-            if dst is None or dst == src:
-                continue
-            if RANKS[src] < RANKS[dst] or (src, dst) in FORBIDDEN_SIDEWAYS:
-                arrows[(src, dst)] += 1
-                examples.setdefault((src, dst), f"{path.relative_to(ROOT)}:{line} {name}")
-    print("== imports that run back up (or forbidden sideways) ==")
-    print(f"  arrows (unit -> unit): {len(arrows)}; import statements: {sum(arrows.values())}")
-    for (src, dst), n in sorted(arrows.items()):
-        print(f"  {src} -> {dst}: {n} (e.g. {examples[(src, dst)]})")
+    arrows = forbidden_arrows(ROOT, with_exceptions=True)
+    by_pair: Counter[tuple[str, str]] = Counter((a.src, a.dst) for a in arrows)
+    print("== imports that run back up (or sideways into the app), known exceptions included ==")
+    print(f"  arrows (unit -> unit): {len(by_pair)}; import statements: {len(arrows)}")
+    for (src, dst), n in sorted(by_pair.items()):
+        first = next(a for a in arrows if (a.src, a.dst) == (src, dst))
+        print(f"  {src} -> {dst}: {n} (e.g. {first.path}:{first.line} {first.module})")
 
 
 def longest_functions(count: int = 10) -> None:
@@ -153,6 +94,9 @@ def duplicate_pairs() -> None:
 
 
 def main() -> int:
+    global ROOT
+    if len(sys.argv) == 3 and sys.argv[1] == "--root":
+        ROOT = Path(sys.argv[2]).resolve()
     lines_per_folder()
     back_up_imports()
     longest_functions()
