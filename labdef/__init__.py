@@ -13,15 +13,28 @@ in as a lab user). tests/test_import_rules.py keeps the arrows pointing down.
 from __future__ import annotations
 
 import os
+import re
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 NAME_RE = r"^[a-z][a-z0-9_]{1,30}$"
-"""Tenant and user names become PostgreSQL identifiers and Redis key parts: keep them boring."""
+"""Tenant and user names become PostgreSQL identifiers and Redis key parts: keep them boring.
+The one definition: the app (token claims, admin paths, the worker), the realm and the models use it;
+SQL, which cannot import it, repeats it in a CHECK (app/db/migrations/lab/0001_lab.sql).
+"""
+NAME_PATTERN = re.compile(NAME_RE)
 
 Role = Literal["user", "tenant-admin", "lab-admin"]
 

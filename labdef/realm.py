@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from labdef import LabDefinition
+from labdef import NAME_RE, LabDefinition
 
 ROLES: dict[str, str] = {
     "user": "Chat in the user's own tenant.",
@@ -223,7 +223,7 @@ def _user_profile() -> dict[str, Any]:
              "validations": {"length": {"max": 255}, "person-name-prohibited-characters": {}}},
             {"name": "tenant", "displayName": "Tenant", "multivalued": False,
              "permissions": {"view": ["admin"], "edit": ["admin"]},
-             "validations": {"pattern": {"pattern": "^[a-z][a-z0-9_]{1,30}$", "error-message": "bad tenant"}}},
+             "validations": {"pattern": {"pattern": NAME_RE, "error-message": "bad tenant"}}},
         ],
         "groups": [{"name": "user-metadata", "displayHeader": "User metadata",
                     "displayDescription": "Attributes, which refer to user metadata"}],

@@ -169,9 +169,9 @@ def register(cli: typer.Typer) -> None:
         nginx_conf: Annotated[Path, typer.Option(help="the edge's nginx.conf (for -t and -s reload)")] = NGINX_CONF,
     ) -> None:
         """Run the black-box attack suites; exit 1 if any attack succeeded or any case proved nothing."""
+        import labdef
         from attacks.evidence import Evidence, LogPaths
         from attacks.runner import SUITES, Context, load_suites, run_cases, write_report
-        import labdef
         from labdef import tokens
 
         if edge not in ("blocking", "detection-only"):

@@ -19,11 +19,11 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from labdef.realm import build_realm_export
 from seclab.idp import STAND_IN_HEADER, STAND_IN_VALUE
 from seclab.idp.issuer import Credentials, Issuer, OAuthError
 from seclab.idp.keys import KeyStore
 from seclab.idp.settings import IdpSettings
-from labdef.realm import build_realm_export
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 5.1: token answers are not cached
 

@@ -18,12 +18,11 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from labdef import LabDefinition, totp
 from labdef import realm as realm_mod
-from labdef import totp
 from seclab.idp import policy
 from seclab.idp.issuer import Credentials
 from seclab.idp.keys import KeyStore, _write_private
-from labdef import LabDefinition
 
 
 class ProvisionError(RuntimeError):

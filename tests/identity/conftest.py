@@ -14,11 +14,11 @@ from argon2 import PasswordHasher
 
 import labdef
 from labdef import totp
+from labdef.realm import build_realm_export
 from seclab.idp.issuer import Credentials, Issuer
 from seclab.idp.keys import KeyStore
 from seclab.idp.main import create_app
 from seclab.idp.provision import provision
-from labdef.realm import build_realm_export
 
 BASE = "http://idp.test"
 REALM_PATH = "/realms/seclab/protocol/openid-connect"

@@ -24,8 +24,8 @@ from joserfc.jwk import RSAKey
 from app.core.config import Settings
 from app.core.ratelimit import Decision
 from app.main import create_app
-from seclab.idp.issuer import Issuer
 from labdef.realm import PROBE_CLIENT_ID, build_realm_export, user_id
+from seclab.idp.issuer import Issuer
 
 from .conftest import BASE, StandIn
 

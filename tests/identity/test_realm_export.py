@@ -13,9 +13,9 @@ import yaml
 from argon2 import PasswordHasher
 
 import labdef
+from labdef.realm import REASONS, reasons_markdown, write_realm_export
 from seclab.idp.keys import KeyStore
 from seclab.idp.provision import ProvisionError, provision
-from labdef.realm import REASONS, reasons_markdown, write_realm_export
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIVERS = ROOT / "labdef" / "kcwarden-waivers.yml"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from monitoring import render
 import labdef
+from monitoring import render
 
 from .support import REPO  # noqa: F401  (sys.path set-up happens on import)
 

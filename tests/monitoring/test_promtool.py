@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from monitoring import render
 import labdef
+from monitoring import render
 
 from .support import MONITORING, tool
 

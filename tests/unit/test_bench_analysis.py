@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks import analysis, runner
 import labdef
+from benchmarks import analysis, runner
 from labdef.errors import LabError
 
 TARGET, MAX_ERR = 500.0, 0.0

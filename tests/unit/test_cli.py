@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import labdef
-
 from labdef import status
 
 ROOT = Path(__file__).resolve().parents[2]
