@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import analysis
-from labdef import tokens
+from labdef import LabDefinition, tokens
 from labdef.errors import LabError
-from labdef import LabDefinition
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_SPAWN_RATE = 0.4
