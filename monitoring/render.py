@@ -12,6 +12,8 @@ from typing import Any
 
 import jinja2
 
+from labdef import roles
+
 HERE = Path(__file__).resolve().parent
 
 TEMPLATES = {
@@ -27,13 +29,7 @@ STATIC_RULES = ("rules/seclab.yml",)
 
 def _env() -> jinja2.Environment:
     # StrictUndefined: a misspelt lab field is an error, not an empty string in a config file.
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(HERE)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,  # as Ansible renders: both engines must produce the same bytes
-        autoescape=False,  # YAML output, not HTML
-    )
+    return roles.template_environment(HERE)
 
 
 def render(template: str, lab_vars: dict[str, Any], **overrides: Any) -> str:
