@@ -8,6 +8,7 @@ Redis, provider, guard) can be injected, which is how the tests route them to in
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +31,7 @@ from app.core.ratelimit import RateLimiter
 from app.core.redis import async_client, sync_client
 from app.core.security import JwksCache, TokenValidator
 from app.db.connect import app_credentials
+from app.db.pools import TenantPools
 from app.worker.dlq import DlqDepthCollector
 from labdef import LabDefinition
 
@@ -43,8 +45,8 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
                 "engine": "tortoise.backends.asyncpg",
                 "credentials": {
                     **app_credentials(settings),
-                    "minsize": 1,
-                    "maxsize": settings.db_pool_max,
+                    "minsize": 0,
+                    "maxsize": 2,
                     "server_settings": {"application_name": "seclab-app"},
                 },
             }
@@ -126,7 +128,9 @@ def create_app(
         app.state.settings = s
         app.state.lab = the_lab
         own_http = http_client is None
-        client = http_client or httpx.AsyncClient(follow_redirects=False)
+        client = http_client or httpx.AsyncClient(
+            follow_redirects=False, verify=ssl.create_default_context(cafile=s.oidc_ca_file) if s.oidc_ca_file else True
+        )
         own_redis = redis is None
         app.state.redis = redis or redis_client(s)
         app.state.rate_limiter = RateLimiter(app.state.redis)
@@ -148,10 +152,14 @@ def create_app(
         finally:
             _current_context.reset(token)
         app.state.orm = orm
+        # Tenant data only through the tenant's own login (app/db/pools.py); the "default" connection
+        # above is the catalog login seclab_app, which reaches no tenant schema (readiness only).
+        app.state.tenant_pools = TenantPools(s, application_name="seclab-app")
         log.info("seclab api started", extra={"event.action": "startup"})
         try:
             yield
         finally:
+            await app.state.tenant_pools.close()
             await orm.close_connections()
             release_dlq_client(dlq_redis)
             dlq_redis.close()

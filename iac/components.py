@@ -207,6 +207,7 @@ def app_envs(ctx: Context, worker: bool = False) -> list[str]:
         "SECLAB_OIDC_AUDIENCE": lab.identity.api_audience,
         "SECLAB_OIDC_JWKS_URL": (f"http://idp:{lab.ports.idp}/realms/{lab.identity.realm}"
                                  "/protocol/openid-connect/certs"),
+        "SECLAB_OIDC_CA_FILE": "/run/tls/ca.crt",
         "SECLAB_TRUSTED_PROXIES": ctx.s.edge_app_ip,
         "SECLAB_PII_KEY_FILE": "/run/secrets/pii_key",
         "SECLAB_LOG_LEVEL": app_d["app_log_level"],
@@ -334,7 +335,7 @@ class Identity(Part):
 
     def _realm_json(self) -> pulumi.Output[str]:
         """Lab users' passwords, lab-admin TOTP seeds, the probe client's secret: generated here (Pulumi
-        secrets) as the secrets role and the stand-in's provisioning do natively, put into the realm
+        secrets) as the secrets role and seclab/keycloak/provision.py do natively, put into the realm
         export, and copied to <paths.secrets>/users/ (0600) where `lab token` reads them."""
         lab = self.ctx.lab
         moved = pulumi.ResourceOptions(parent=self, aliases=MOVED)

@@ -40,11 +40,12 @@ def _mount_subapps() -> None:
     """Sub-apps live in seclab/commands/<area>.py; a missing one is simply not offered."""
     for name, module in [
         ("pki", "seclab.commands.pki"),
-        ("idp", "seclab.commands.idp"),
         ("dlq", "seclab.commands.dlq"),
         ("model", "seclab.commands.model"),
         ("audit", "seclab.commands.audit"),
         ("waf", "seclab.commands.waf"),
+        ("backup", "seclab.commands.backup"),
+        ("tenant", "seclab.commands.tenant"),
     ]:
         try:
             mod = importlib.import_module(module)
@@ -53,6 +54,8 @@ def _mount_subapps() -> None:
                 continue
             raise
         cli.add_typer(mod.app, name=name)
+        if name == "backup":  # `lab restore` lives beside `lab backup` (one module: pgBackRest)
+            cli.add_typer(mod.restore_app, name="restore")
     # Top-level verbs that live in their own module (attack, report): each exposes register(cli).
     for module in ("seclab.commands.attack", "seclab.commands.report"):
         try:
@@ -105,6 +108,10 @@ def up(
         raise LabError(f"unknown engine {engine!r}: use ansible or pulumi")
     from seclab.engines import ansible_engine
 
+    if not lab.hardening.os:
+        console.print("[bold red]WARNING[/]: OS hardening is OFF (lab.yml hardening.os: false): this host keeps the "
+                      "image's kernel parameters, PAM and setuid files; `./lab verify` fails the Linux baseline.",
+                      highlight=False)
     with console.status("provisioning with Ansible...") as status:
 
         def on_event(event: str) -> None:
@@ -147,9 +154,7 @@ def _print_table(st: dict[str, Any], console: Console) -> None:
         state = "[green]up[/]" if s["up"] else "[red]down[/]"
         table.add_row(name, state, s.get("address", ""))
     console.print(table)
-    kind = st["idp"]["kind"]
-    note = " [yellow](stand-in: Keycloak could not be installed on this host)[/]" if kind == "stand-in" else ""
-    console.print(f"identity provider: {kind}{note}  issuer {st['idp']['issuer']}")
+    console.print(f"identity provider: {st['idp']['label']}  issuer {st['idp']['issuer']}")
     console.print(f"API: {st['api']['url']}   edge: {st['edge']['url']}   CA: {st['edge']['ca_cert']}")
     console.print(f"realm export: {st['realm_export']}")
 

@@ -19,20 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RANKS: dict[str, int] = {
     "labdef": 0,
     "pki": 1, "edge": 1, "waf_rules": 1, "monitoring": 1,
-    "app": 2, "seclab.idp": 2,
+    "app": 2,
     "iac": 3, "attacks": 3, "benchmarks": 3, "tools": 3,
     "seclab": 4,
     "tests": 5,
 }
-"""Rank of each unit (a top-level package; `seclab.idp` is a service, not part of the CLI)."""
+"""Rank of each unit (a top-level package). `seclab.keycloak` (Keycloak provisioning and admin-API
+convergence, run by the Ansible engine as `python -m seclab.keycloak`) is part of the CLI's roof: it
+imports only the kernel, and nothing below the CLI imports it (the TOTP codes `labdef.tokens` needs
+are the kernel's own `labdef.totp`)."""
 
 FORBIDDEN_SIDEWAYS: frozenset[tuple[str, str]] = frozenset({("attacks", "app"), ("benchmarks", "app")})
 """Arrows forbidden although they do not run up: attacks and load runs are black-box (HTTP only)."""
 
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("seclab/idp/__main__.py", "seclab.commands.idp"):
-        "the stand-in IdP's entry point reuses `lab idp`; seclab/idp is being removed (issue 19)",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 """(file, imported module) -> why it is allowed for now. An exception whose file is gone is simply unused."""
 
 SKIP_DIRS = {".venv", "__pycache__", "node_modules", ".git", "build", "dist"}
@@ -54,8 +54,6 @@ class Arrow:
 
 def unit_of(module: str) -> str | None:
     """The unit a dotted module name belongs to (None: not the project's, e.g. fastapi)."""
-    if module == "seclab.idp" or module.startswith("seclab.idp."):
-        return "seclab.idp"
     top = module.split(".", 1)[0]
     return top if top in RANKS else None
 

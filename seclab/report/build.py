@@ -201,7 +201,24 @@ def lynis_section(opts: Options) -> dict[str, Any]:
     if data.get("hardening_index") is None:
         return inp.not_run("lynis", "the lynis report has no hardening_index (audit cut short?)")
     data["status"] = "ok"
-    return data
+    data["hardening"] = _hardening_state()
+    return lynis_mod.explain(data, lynis_mod.load_explained())
+
+
+def _hardening_state() -> dict[str, Any] | None:
+    """The os_hardening role's record on this host (enabled, counts by status), shown beside the index."""
+    try:
+        import labdef
+
+        path = Path(labdef.load().paths.etc) / "os_hardening.json"
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, labdef.LabDefinitionError):
+        return None
+    items = state.get("items", {}).values()
+    return {"enabled": bool(state.get("enabled")), "reason": state.get("reason", ""),
+            "applied": sum(1 for i in items if i.get("status") == "applied"),
+            "not_applicable": sum(1 for i in items if i.get("status") == "not applicable"),
+            "proc_sys_readonly": state.get("proc_sys_readonly")}
 
 
 def identity_section(opts: Options) -> dict[str, Any]:
@@ -218,8 +235,10 @@ def identity_section(opts: Options) -> dict[str, Any]:
         return inp.not_run("identity", "status not collected")
     idp = st.get("idp", {})
     services = st.get("services", {})
-    return {"status": "ok", "kind": idp.get("kind", "unknown"), "issuer": idp.get("issuer"),
-            "stand_in": idp.get("kind") != "keycloak",
+    kind = idp.get("kind", "unknown")
+    label = idp.get("label") or (f"Keycloak {idp['version']}" if kind == "keycloak" and idp.get("version") else kind)
+    return {"status": "ok", "kind": kind, "issuer": idp.get("issuer"), "version": idp.get("version"),
+            "label": label, "stand_in": kind != "keycloak",
             "idp_up": bool(services.get("idp", {}).get("up")),
             "services": {k: bool(v.get("up")) for k, v in services.items()},
             "edge_url": st.get("edge", {}).get("url")}
