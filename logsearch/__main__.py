@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from seclab import labdef
+import labdef
 
 from . import keeper, resources
 from .client import GatewaySettings, client

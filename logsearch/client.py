@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 
 class GatewaySettings(BaseModel):

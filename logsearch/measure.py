@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 from .client import GatewaySettings, client
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args(argv)
-    from seclab import labdef
+    import labdef
 
     lab = labdef.load()
     settings = GatewaySettings.from_lab(lab)

@@ -19,8 +19,8 @@ import httpx
 import typer
 from pydantic import ValidationError
 
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 
 def register(cli: typer.Typer) -> None:
@@ -50,8 +50,10 @@ def register(cli: typer.Typer) -> None:
                 since=parse_since(since) if since else None,
                 limit=limit,
             )
-        except (ValueError, ValidationError) as exc:
-            raise LabError(str(exc).splitlines()[-1] if isinstance(exc, ValidationError) else str(exc)) from None
+        except ValidationError as exc:
+            raise LabError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
         settings = GatewaySettings.from_lab(lab)
 
         async def _run() -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ import pytest
 
 from iac import render
 from iac.hostfile import HostFileProvider, write_host_file
+from labdef import load
 from seclab.engines import pulumi_engine
-from seclab.labdef import load
 
 
 def test_preflight_names_what_to_install_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
+from labdef import LabDefinition, load
 from logsearch.client import GatewaySettings, client
 from logsearch.search import LogQuery, dataset_of, search
-from seclab.labdef import LabDefinition, load
 from tests.conftest import need
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from labdef import LabDefinition
+from labdef.tokens import get_access_token
 from logsearch.client import GatewaySettings, ssl_context
 from logsearch.search import dataset_of
-from seclab.labdef import LabDefinition
-from seclab.tokens import get_access_token
 
 from .live_support import edge_client, live_lab, wait_for_datasets
 

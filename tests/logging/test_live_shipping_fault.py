@@ -12,8 +12,8 @@ import uuid
 import httpx
 import pytest
 
+from labdef import LabDefinition
 from logsearch.client import GatewaySettings, ssl_context
-from seclab.labdef import LabDefinition
 
 from .live_support import edge_client, live_lab, program, request_ids_with_prefix
 

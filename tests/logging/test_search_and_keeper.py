@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+import labdef
 from logsearch import keeper, resources
 from logsearch.search import LogQuery, dataset_of, parse_since, request_id_of, summary
-from seclab import labdef
 
 
 def test_parse_since_units_and_refusals() -> None:
