@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=30.0)
     ap.add_argument("--once", action="store_true")
     args = ap.parse_args(argv)
-    lab = labdef.LabDefinition.model_validate_json(args.lab.read_text(encoding="utf-8"))
+    data = json.loads(args.lab.read_text(encoding="utf-8"))
+    # lab.json is seclab.labdef.as_vars(lab): {"lab": {...}} (the same reading as `python -m pki`).
+    lab = labdef.LabDefinition.model_validate(data.get("lab", data))
     settings = GatewaySettings.from_lab(lab).model_copy(update={"index_prefix": args.prefix})
 
     if args.command == "apply":
