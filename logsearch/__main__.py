@@ -18,6 +18,12 @@ from . import keeper, resources
 from .client import GatewaySettings, client
 
 
+def read_lab(path: Path) -> labdef.LabDefinition:
+    """lab.json is labdef.as_vars(lab): {"lab": {...}} (the same reading as `python -m pki`)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return labdef.LabDefinition.model_validate(data.get("lab", data))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m logsearch")
     ap.add_argument("command", choices=["apply", "keeper"])
@@ -29,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=30.0)
     ap.add_argument("--once", action="store_true")
     args = ap.parse_args(argv)
-    data = json.loads(args.lab.read_text(encoding="utf-8"))
-    # lab.json is seclab.labdef.as_vars(lab): {"lab": {...}} (the same reading as `python -m pki`).
-    lab = labdef.LabDefinition.model_validate(data.get("lab", data))
+    lab = read_lab(args.lab)
     settings = GatewaySettings.from_lab(lab).model_copy(update={"index_prefix": args.prefix})
 
     if args.command == "apply":

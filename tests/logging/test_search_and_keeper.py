@@ -144,3 +144,12 @@ def test_lab_definition_logging_defaults_and_refusals() -> None:
         data["logging"][key] = bad
         with pytest.raises(ValidationError):
             labdef.LabDefinition.model_validate(data)
+
+
+def test_the_role_reads_the_rendered_lab_json(tmp_path: Path) -> None:
+    from logsearch.__main__ import read_lab
+
+    lab = labdef.load()
+    rendered = tmp_path / "lab.json"
+    rendered.write_text(json.dumps(labdef.as_vars(lab)))  # exactly what `lab up` writes to /etc/seclab/lab.json
+    assert read_lab(rendered).logging == lab.logging
