@@ -222,17 +222,27 @@ def verify(
 def bench(
     users: Annotated[str | None, typer.Option(
         help="user counts to step through, e.g. 5,10,20 (default: lab.yml performance.user_steps)")] = None,
-    duration: Annotated[int, typer.Option(help="measured seconds per step (after the ramp-up)")] = 60,
+    duration: Annotated[int | None, typer.Option(
+        help="measured seconds per step (after the ramp-up; default 60), or per row with --layers (default 20)")] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="write the summary here (for `lab report --bench`)")] = None,
     spawn_rate: Annotated[float, typer.Option(help="users started (logged in) per second")] = 0.4,
     think: Annotated[str, typer.Option(help="seconds a user waits between actions, MIN,MAX")] = "5,15",
     keep_going: Annotated[bool, typer.Option("--keep-going", help="run every step, even after one missed the target")] = False,
+    layers: Annotated[bool, typer.Option("--layers", help="what each layer costs: app direct, edge TLS, WAF PL1, PL2")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="--layers: requests in flight (closed loop)")] = 8,
+    warmup: Annotated[float, typer.Option(min=0, help="--layers: seconds sent before each measured window")] = 3.0,
 ) -> None:
     """Locust load steps (headless): log in, list, post, read back; reports the maximum users held.
 
-    Exit 1 when the lab holds fewer users than lab.yml performance.min_users.
+    Exit 1 when the lab holds fewer users than lab.yml performance.min_users. With --layers: the
+    layer table instead (benchmarks/layers.py): read and write along each cumulative path, the lab's
+    quotas and WAF switched for the run only, under the provisioning lock, and restored afterwards.
     """
     lab = load_lab()
+    if layers:
+        _bench_layers(lab, concurrency=concurrency, warmup_s=warmup, duration_s=duration or 20, json_file=json_file)
+        return
+    duration = duration or 60
     from benchmarks import runner
 
     steps = runner.parse_users(users) if users else list(lab.performance.user_steps)
@@ -260,6 +270,30 @@ def bench(
                   f"limited by {lim['by']}: {lim['detail']}", highlight=False, markup=False)
     if not summary["meets_min_users"]:
         raise typer.Exit(1)
+
+
+def _bench_layers(lab: labdef.LabDefinition, *, concurrency: int, warmup_s: float, duration_s: int,
+                  json_file: Path | None) -> None:
+    from benchmarks import layers as layers_mod
+    from seclab.commands import bench_layers
+
+    def show(op: str, m: layers_mod.Measured) -> None:
+        console.print(f"  {op:<5} {m.path:<28} {m.ok / m.seconds:8.1f} req/s, {m.errors} not as expected "
+                      f"{m.statuses}", highlight=False, markup=False)
+
+    console.print(f"layers: {concurrency} in flight, {warmup_s:g} s warm-up + {duration_s} s measured per row; "
+                  f"load average {layers_mod.loadavg()}", highlight=False)
+    data = bench_layers.run(lab, concurrency=concurrency, warmup_s=warmup_s, duration_s=duration_s, on_row=show)
+    if json_file:
+        json_file.write_text(json.dumps(data, indent=2) + "\n")
+    for line in layers_mod.table_lines(data):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    for path, g in data["guard"].items():
+        out.print(f"guard ({path}): {g['messages']} messages, mean {g['mean_ms']} ms, share of the write "
+                  f"{g['share_of_write']}", highlight=False, markup=False)
+    r = data["run"]
+    console.print(f"load average before {r['loadavg_before']}, after {r['loadavg_after']}; {r['quotas']}",
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -30,7 +30,9 @@ TEMPLATES: dict[str, str] = {
 }
 NGINX_SNIPPETS = ("nginx/problem-pages.conf",)
 
-Mode = Literal["blocking", "detection-only"]
+Mode = Literal["blocking", "detection-only", "off"]
+"""`off` (SecRuleEngine Off) only for a measurement: `lab bench --layers` row "edge TLS, WAF off"."""
+ENGINE = {"blocking": "On", "detection-only": "DetectionOnly", "off": "Off"}
 
 
 def _lab_dict(lab: Any) -> dict[str, Any]:
@@ -70,7 +72,7 @@ def template_vars(
         "waf_unicode_map_file": unicode_map_file,
         "waf_tmp_dir": tmp_dir,
         "waf_audit_log_path": str(audit_log_path),
-        "waf_engine": "DetectionOnly" if mode == "detection-only" else "On",
+        "waf_engine": ENGINE.get(mode, "On"),
         "waf_paranoia_level": level,
         "waf_stock": stock,
         # PHP request rules stay on: benchmarks/waf/crs_regression.py shows the generic families miss
