@@ -56,6 +56,8 @@ class Proc:
     comm: str
     cmdline: str
     ticks: int
+    own: int = 0
+    """utime+stime of the process alone (benchmarks/capacity.py: is one process at a full core?)."""
 
 
 def parse_stat(pid: int, stat: str, cmdline: str) -> Proc:
@@ -65,7 +67,7 @@ def parse_stat(pid: int, stat: str, cmdline: str) -> Proc:
     f = tail.split()
     # f[0] is field 3 (state): ppid 4, utime 14, stime 15, cutime 16, cstime 17, starttime 22.
     return Proc(pid=pid, start=int(f[19]), ppid=int(f[1]), comm=comm, cmdline=cmdline,
-                ticks=int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]))
+                ticks=int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]), own=int(f[11]) + int(f[12]))
 
 
 def read_procs(root: Path = Path("/proc")) -> dict[int, Proc]:

@@ -231,6 +231,8 @@ def bench(
     layers: Annotated[bool, typer.Option("--layers", help="what each layer costs: app direct, edge TLS, WAF PL1, PL2")] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="--layers: requests in flight (closed loop)")] = 8,
     warmup: Annotated[float, typer.Option(min=0, help="--layers: seconds sent before each measured window")] = 3.0,
+    capacity: Annotated[bool, typer.Option("--capacity", help="quotas raised for the run: users stepped up until "
+                                           "p95 passes the target or errors appear; names what saturated")] = False,
 ) -> None:
     """Locust load steps (headless): log in, list, post, read back; reports the maximum users held.
 
@@ -239,19 +241,24 @@ def bench(
     quotas and WAF switched for the run only, under the provisioning lock, and restored afterwards.
     """
     lab = load_lab()
+    if layers and capacity:
+        raise LabError("--layers and --capacity are separate runs: give one")
     if layers:
         _bench_layers(lab, concurrency=concurrency, warmup_s=warmup, duration_s=duration or 20, json_file=json_file)
         return
-    duration = duration or 60
     from benchmarks import runner
 
-    steps = runner.parse_users(users) if users else list(lab.performance.user_steps)
     try:
         think_s = tuple(float(x) for x in think.split(","))
         if len(think_s) != 2 or not 0 <= think_s[0] <= think_s[1]:
             raise ValueError
     except ValueError:
         raise LabError(f"--think must be MIN,MAX seconds, not {think!r}") from None
+    if capacity:
+        _bench_capacity(lab, users=users, duration_s=duration or 30, think_s=think_s, json_file=json_file)  # type: ignore[arg-type]
+        return
+    duration = duration or 60
+    steps = runner.parse_users(users) if users else list(lab.performance.user_steps)
 
     def show(step: dict[str, Any]) -> None:
         v = step["verdict"]
@@ -294,6 +301,30 @@ def _bench_layers(lab: labdef.LabDefinition, *, concurrency: int, warmup_s: floa
     r = data["run"]
     console.print(f"load average before {r['loadavg_before']}, after {r['loadavg_after']}; {r['quotas']}",
                   highlight=False, markup=False, soft_wrap=True)
+
+
+def _bench_capacity(lab: labdef.LabDefinition, *, users: str | None, duration_s: int, think_s: tuple[float, float],
+                    json_file: Path | None) -> None:
+    from benchmarks import runner
+    from seclab.commands import bench_capacity
+
+    steps = runner.parse_users(users) if users else list(bench_capacity.DEFAULT_STEPS)
+
+    def show(step: dict[str, Any]) -> None:
+        s = step["saturated"]
+        console.print(f"  {step['users']:>4} users: {step['rps']} rps, p95 {step['p95_ms']:g} ms, {step['errors']} errors: "
+                      f"{'met' if step['meets_target'] else 'MISSED'}; host CPU {step['host_busy']}, busiest "
+                      f"{[(p['group'], p['cores']) for p in step['processes'][:3]]}; {s['resource']}",
+                      highlight=False, markup=False)
+
+    console.print(f"capacity steps {steps} (quotas raised for the run only), {duration_s} s measured each", highlight=False)
+    data = bench_capacity.run(lab, steps, duration_s, think_s=think_s, on_step=show)
+    if json_file:
+        json_file.write_text(json.dumps(data, indent=2) + "\n")
+    c, s = data["capacity"], data["saturated"]
+    out.print(f"capacity: {c['users']} users, {c['rps']} req/s at p95 {c['p95_ms']} ms (target {data['p95_target_ms']} ms); "
+              f"first saturated: {s['resource']}: {s['detail']}; {data['quotas']}", highlight=False, markup=False,
+              soft_wrap=True)
 
 
 def main() -> None:

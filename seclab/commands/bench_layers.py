@@ -39,7 +39,9 @@ from seclab.errors import LabError
 RAISED_RATE_PER_MINUTE = 1_000_000
 RAISED_TOKENS_PER_HOUR = 1_000_000_000
 EDGE_RAISED_RATE = "100000r/s"
-EDGE_ZONE_RE = re.compile(r"(limit_req_zone\s+\S+\s+zone=edge_(?:address|messages):\S+\s+rate=)\d+r/[ms]")
+EDGE_ZONES = ("address", "messages")
+"""limit_req zones raised for every run; `edge_token` (logins) too only for --capacity, whose users log in
+faster than 30 a minute (the layers run takes its tokens on loopback, past the edge)."""
 QUOTA_KEY_PATTERNS = ("seclab:rl:*", "seclab:budget:*")
 """Redis keys of app/core/ratelimit.py (per-minute windows) and app/ai/budget.py (per-hour budgets)."""
 QUOTA_NOTE = ("quotas raised for the run only (rate limits per user/address and token budgets in lab.json, the "
@@ -75,11 +77,13 @@ def raised_lab_json(text: str) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
-def raised_nginx_conf(text: str) -> bytes:
-    """nginx.conf with the edge_address and edge_messages zones raised (edge_token stays)."""
-    new, n = EDGE_ZONE_RE.subn(rf"\g<1>{EDGE_RAISED_RATE}", text)
-    if n != 2:
-        raise LabError(f"expected the edge_address and edge_messages limit_req zones in nginx.conf, found {n}")
+def raised_nginx_conf(text: str, logins: bool = False) -> bytes:
+    """nginx.conf with the edge_address and edge_messages zones raised (and edge_token with `logins`)."""
+    zones = (*EDGE_ZONES, "token") if logins else EDGE_ZONES
+    zone_re = re.compile(rf"(limit_req_zone\s+\S+\s+zone=edge_(?:{'|'.join(zones)}):\S+\s+rate=)\d+r/[ms]")
+    new, n = zone_re.subn(rf"\g<1>{EDGE_RAISED_RATE}", text)
+    if n != len(zones):
+        raise LabError(f"expected the limit_req zones {', '.join('edge_' + z for z in zones)} in nginx.conf, found {n}")
     return new.encode()
 
 
@@ -212,14 +216,14 @@ def restart_services(lab: Any) -> None:
 
 @contextmanager
 def quotas_raised(lab: Any, nginx_conf: Path | None = None, apply: Callable[[], None] | None = None,
-                  counters: Any = None) -> Iterator[None]:
+                  counters: Any = None, logins: bool = False) -> Iterator[None]:
     """The lab with its quotas out of the way for the body; as found afterwards (files, processes, counters)."""
     from seclab.commands.attack import NGINX_CONF
 
     lab_json = Path(lab.paths.etc) / "lab.json"
     conf = nginx_conf or NGINX_CONF
     changes = {lab_json: raised_lab_json(lab_json.read_text(encoding="utf-8")),
-               conf: raised_nginx_conf(conf.read_text(encoding="utf-8"))}
+               conf: raised_nginx_conf(conf.read_text(encoding="utf-8"), logins=logins)}
     kept = counters_kept(counters) if counters is not None else nullcontext()
     with kept, temporarily_written(changes, apply or (lambda: restart_services(lab))):
         yield

@@ -281,6 +281,8 @@ def bench_summary(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     head = next((d for _, d in runs if d.get("steps")), {})
     return {"status": "ok", "rows": rows, "target_ms": target, "max_error_rate": max_err or 0.0,
             "think_s": head.get("think_s"), "spawn_rate": head.get("spawn_rate"), "accounts": head.get("accounts", []),
+            # `lab bench --capacity`: quotas raised for the run (said in words), the capacity and what saturated.
+            "quotas": head.get("quotas"), "capacity": head.get("capacity"), "saturated": head.get("saturated"),
             **concl}
 
 
