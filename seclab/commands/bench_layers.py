@@ -247,7 +247,7 @@ def plan(lab: Any) -> list[LayerPath]:
     from seclab import status
     from seclab.commands.attack import edge_waf_mode
 
-    ca = str(status.ca_cert_path(lab))
+    ca = ssl.create_default_context(cafile=str(status.ca_cert_path(lab)))
     edge = lab.edge_url.rstrip("/")
     return [
         LayerPath("app direct (mTLS, loopback)", app_url(lab), app_context(lab), nullcontext),

@@ -33,7 +33,7 @@ def run() -> tuple[dict[str, Any], dict[Path, bytes], dict[Path, bytes]]:
     from seclab.commands import bench_layers
 
     before = _state(lab)
-    data = bench_layers.run(lab, concurrency=2, warmup_s=1.0, duration_s=4.0)
+    data = bench_layers.run(lab, concurrency=2, warmup_s=2.0, duration_s=8.0)
     return data, before, _state(lab)
 
 
