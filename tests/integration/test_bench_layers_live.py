@@ -70,3 +70,26 @@ def test_guard_share_comes_from_its_own_timing(run: tuple[dict[str, Any], Any, A
 def test_the_lab_is_left_as_found(run: tuple[dict[str, Any], dict[Path, bytes], dict[Path, bytes]]) -> None:
     _, before, after = run
     assert after == before
+
+
+def test_no_account_is_left_over_a_limit(run: tuple[dict[str, Any], Any, Any]) -> None:
+    """The run sent hundreds of requests a minute per account with the quotas raised; with the quotas
+    back, the counters must be back too, or every account would be refused for the rest of the window."""
+    import ssl
+    import uuid
+
+    import httpx
+
+    from seclab import status, tokens
+    from seclab.labdef import load
+
+    lab = load()
+    ctx = ssl.create_default_context(cafile=str(status.ca_cert_path(lab)))
+    for user in run[0]["run"]["accounts"]:
+        auth = {"Authorization": f"Bearer {tokens.get_access_token(lab, user)}"}
+        with httpx.Client(base_url=lab.edge_url, verify=ctx, headers=auth, timeout=30) as c:
+            assert c.get("/api/v1/conversations").status_code == 200, user
+            conv = c.post("/api/v1/conversations", json={"title": "after bench"}).json()["id"]
+            r = c.post(f"/api/v1/conversations/{conv}/messages", json={"content": "Hello after the bench"},
+                       headers={"Idempotency-Key": str(uuid.uuid4())})
+            assert r.status_code in (201, 202), (user, r.status_code, r.text[:200])

@@ -340,3 +340,33 @@ def test_report_says_not_run_for_a_broken_layer_file(tmp_path: Path) -> None:
     f.write_text(json.dumps({"kind": "seclab-bench-layers", "read": [{"path": "x"}], "write": []}))
     out = build(Options(out=tmp_path / "r", bench=[f], run_compliance=False, run_lynis=False, collect_identity=False))
     assert out["layers"]["status"] == "not run" and "exactly the keys" in out["layers"]["reason"]
+
+
+def test_drive_counts_completions_in_the_window_and_snapshots_cpu_at_its_ends() -> None:
+    import asyncio
+
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Authorization"])
+        return httpx.Response(200 if request.method == "GET" else 503, json={})
+
+    async def bearer() -> str:
+        return "tok"
+
+    snaps = iter(["before", "after"])
+
+    async def go(op: str) -> Measured:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="https://x") as client:
+            return await layers.drive(client, op, [layers.Account("alice", bearer, "c1")], path="p", concurrency=2,
+                                      warmup_s=0.05, duration_s=0.2, snapshot=lambda: next(snaps),
+                                      cpu=lambda b, a: {"app": 1.0} if (b, a) == ("before", "after") else {})
+
+    m = asyncio.run(go("read"))
+    assert m.ok > 0 and m.errors == 0 and set(m.statuses) == {"200"} and m.cpu_s == {"app": 1.0}
+    assert seen and set(seen) == {"Bearer tok"}
+    snaps = iter(["before", "after"])
+    w = asyncio.run(go("write"))
+    assert w.ok == 0 and w.statuses["503"] > 0  # a refused write is counted, never timed
