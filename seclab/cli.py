@@ -290,6 +290,8 @@ def _bench_layers(lab: labdef.LabDefinition, *, concurrency: int, warmup_s: floa
 
     console.print(f"layers: {concurrency} in flight, {warmup_s:g} s warm-up + {duration_s} s measured per row; "
                   f"load average {layers_mod.loadavg()}", highlight=False)
+    if json_file:
+        json_file.parent.mkdir(parents=True, exist_ok=True)  # checked before the run, not after minutes of it
     data = bench_layers.run(lab, concurrency=concurrency, warmup_s=warmup_s, duration_s=duration_s, on_row=show)
     if json_file:
         json_file.write_text(json.dumps(data, indent=2) + "\n")
@@ -318,6 +320,8 @@ def _bench_capacity(lab: labdef.LabDefinition, *, users: str | None, duration_s:
                       highlight=False, markup=False)
 
     console.print(f"capacity steps {steps} (quotas raised for the run only), {duration_s} s measured each", highlight=False)
+    if json_file:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
     data = bench_capacity.run(lab, steps, duration_s, think_s=think_s, on_step=show)
     if json_file:
         json_file.write_text(json.dumps(data, indent=2) + "\n")
