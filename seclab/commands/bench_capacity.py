@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from seclab.errors import LabError
+from labdef.errors import LabError
 
 DEFAULT_STEPS = [10, 20, 40, 80, 160]
 SPAWN_RATE = 2.0

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def _state(lab: Any) -> dict[Path, bytes]:
-    from seclab.commands.attack import NGINX_CONF, waf_conf_dir
+    from attacks.edge_waf import NGINX_CONF, waf_conf_dir
 
     files = [Path(lab.paths.etc) / "lab.json", NGINX_CONF, *sorted(waf_conf_dir(lab).rglob("*.conf"))]
     return {p: p.read_bytes() for p in files if p.is_file()}
@@ -23,8 +23,7 @@ def _state(lab: Any) -> dict[Path, bytes]:
 
 @pytest.fixture(scope="module")
 def run() -> tuple[dict[str, Any], dict[Path, bytes], dict[Path, bytes]]:
-    from seclab import status
-    from seclab.labdef import load
+    from labdef import load, status
 
     lab = load()
     need(os.geteuid() == 0, "root (the edge's client key, the lab's secrets and config)")
@@ -80,8 +79,7 @@ def test_no_account_is_left_over_a_limit(run: tuple[dict[str, Any], Any, Any]) -
 
     import httpx
 
-    from seclab import status, tokens
-    from seclab.labdef import load
+    from labdef import load, status, tokens
 
     lab = load()
     ctx = ssl.create_default_context(cafile=str(status.ca_cert_path(lab)))

@@ -54,8 +54,8 @@ def test_host_cpu_then_database_then_model_then_nothing() -> None:
 
 
 def test_login_limiter_is_raised_only_for_capacity(tmp_path: Path) -> None:
+    import labdef
     from edge import render as edge_render
-    from seclab import labdef
 
     lab = labdef.load(Path(__file__).resolve().parents[2] / "lab.yml")
     text = Path(edge_render.render(lab, tmp_path / "nginx", edge_pki_dir=str(tmp_path / "pki"))).read_text()

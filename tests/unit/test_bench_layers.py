@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+import labdef
 from benchmarks import layers
 from benchmarks.layers import Measured, Proc
-from seclab import labdef
 from seclab.commands import attack as attack_cmd
 from seclab.commands import bench_layers as bl
 
@@ -227,7 +227,7 @@ def test_quotas_raised_for_the_body_then_restored_byte_for_byte(deployed_lab: tu
 
 
 def test_nginx_conf_without_the_zones_is_refused() -> None:
-    from seclab.errors import LabError
+    from labdef.errors import LabError
 
     with pytest.raises(LabError, match="found 0"):
         bl.raised_nginx_conf("http { }")

@@ -12,9 +12,10 @@ from app.core.problems import Problem
 from app.core.security import LabAdmin as LabAdminRole
 from app.db import tenancy
 from app.models.api import AdminActionOut, AuditVerifyOut, TenantCreate, TenantList, TenantOut
+from labdef import NAME_RE
 
 router = APIRouter(prefix="/admin", tags=["lab-admin"])
-TenantName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
+TenantName = Annotated[str, Path(pattern=NAME_RE)]
 
 
 @router.get("/tenants", response_model=TenantList)
