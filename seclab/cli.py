@@ -52,8 +52,8 @@ def _mount_subapps() -> None:
                 continue
             raise
         cli.add_typer(mod.app, name=name)
-    # Top-level verbs that live in their own module (attack, report): each exposes register(cli).
-    for module in ("seclab.commands.attack", "seclab.commands.report"):
+    # Top-level verbs that live in their own module (attack, report, password): each exposes register(cli).
+    for module in ("seclab.commands.attack", "seclab.commands.report", "seclab.commands.password"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

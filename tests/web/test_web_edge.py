@@ -1,0 +1,107 @@
+"""The chat page as the edge serves it on the live lab (https://localhost/): the static export, its
+strict CSP (every inline script of the SERVED page hashed, nothing 'unsafe-*'), the edge's other
+security headers, and the WAF letting the page through."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import need
+from tests.web.conftest import lab
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = re.compile(r"<script\b([^>]*)>([\s\S]*?)</script\s*>", re.I)
+SECURITY_HEADERS = {
+    "strict-transport-security": "max-age=63072000; includeSubDomains",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+
+
+@pytest.fixture(scope="module")
+def edge() -> httpx.Client:
+    the_lab = lab()
+    ca = Path(the_lab.paths.pki) / "ca" / "ca-bundle.crt"
+    need(ca.is_file(), f"the lab CA {ca} (./lab up)")
+    client = httpx.Client(base_url="https://localhost", verify=str(ca), timeout=15)
+    try:
+        client.get("/healthz")
+    except httpx.TransportError:
+        need(False, "the edge on https://localhost (./lab up)")
+    return client
+
+
+def directives(csp: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for part in csp.split(";"):
+        words = part.split()
+        if words:
+            out[words[0]] = words[1:]
+    return out
+
+
+def inline_script_hashes(html: str) -> set[str]:
+    found = set()
+    for attrs, body in SCRIPT.findall(html):
+        if "src=" in attrs or "application/json" in attrs:
+            continue
+        found.add("'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'")
+    return found
+
+
+@pytest.mark.parametrize("path", ["/", "/callback"])
+def test_the_page_is_served_with_a_strict_csp_covering_its_inline_scripts(edge: httpx.Client, path: str) -> None:
+    res = edge.get(path)
+    assert res.status_code == 200, res.text[:300]
+    assert res.headers["content-type"].startswith("text/html")
+    assert "seclab chat" in res.text
+    csp = directives(res.headers["content-security-policy"])
+    scripts = csp["script-src"]
+    assert "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts and "*" not in scripts
+    assert all(s == "'self'" or s.startswith("'sha256-") for s in scripts), scripts
+    inline = inline_script_hashes(res.text)
+    assert inline, "a Next.js export inlines its bootstrap scripts: none found, wrong page?"
+    assert inline <= set(scripts), f"inline scripts not allowed by the CSP: {inline - set(scripts)}"
+    assert csp["object-src"] == ["'none'"] and csp["base-uri"] == ["'none'"]
+    assert csp["frame-ancestors"] == ["'none'"] and csp["connect-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in csp.get("style-src", [])
+    for name, value in SECURITY_HEADERS.items():
+        assert res.headers.get(name) == value, name
+    assert "camera=()" in res.headers["permissions-policy"]
+    assert res.headers["x-request-id"]
+
+
+def test_build_assets_are_served_with_their_types_and_the_page_csp(edge: httpx.Client) -> None:
+    html = edge.get("/").text
+    assets = sorted(set(re.findall(r'(?:src|href)="(/_next/static/[^"]+\.(?:js|css))"', html)))
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets), assets
+    for asset in assets:
+        res = edge.get(asset)
+        assert res.status_code == 200, asset
+        want = "javascript" if asset.endswith(".js") else "text/css"
+        assert want in res.headers["content-type"], (asset, res.headers["content-type"])
+        assert "script-src 'self'" in res.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("path", ["/.seclab-csp.json", "/.seclab-source-sha1", "/_next/", "/index", "/nope"])
+def test_nothing_else_of_the_export_directory_is_reachable(edge: httpx.Client, path: str) -> None:
+    res = edge.get(path)
+    assert res.status_code == 404
+    assert res.headers["content-type"].startswith("application/problem+json")
+    assert res.json()["type"] == "urn:seclab:problem:not-found"
+
+
+def test_the_api_keeps_its_own_locked_down_csp(edge: httpx.Client) -> None:
+    res = edge.get("/api/v1/conversations")
+    assert res.status_code == 401
+    assert res.headers["content-security-policy"].startswith("default-src 'none'; frame-ancestors 'none'")
