@@ -4,6 +4,8 @@ import { networkProblem, problemFrom, ProblemError } from "./problems";
 import { readEvents } from "./sse";
 import type {
   AuditPage,
+  EdgeRefusalList,
+  LabAuditPage,
   Conversation,
   ConversationCreate,
   ConversationPage,
@@ -111,7 +113,17 @@ export class ApiClient {
     return last;
   }
 
-  /** The caller's tenant audit log, newest first (tenant-admin). */
+  /** Every audit log of the lab, newest first (lab-admin). */
+  labAudit(cursor?: string | null, limit?: number): Promise<LabAuditPage> {
+    return this.json(`/admin/audit${query({ cursor, limit })}`);
+  }
+
+  /** The edge's latest own refusals with their request ids (lab-admin). */
+  edgeRefusals(limit?: number): Promise<EdgeRefusalList> {
+    return this.json(`/admin/edge-refusals${query({ limit })}`);
+  }
+
+  /** The caller's tenant audit log, oldest first (tenant-admin). */
   tenantAudit(cursor?: string | null, limit?: number): Promise<AuditPage> {
     return this.json(`/tenant/audit${query({ cursor, limit })}`);
   }

@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lab Audit Log
+         * @description Every audit log (the lab's and each tenant's) merged, newest first: the lab-admin page's view
+         *     of the attack/defence demo (OWASP ASVS 4.0.3 V7.1.3, read-only).
+         */
+        get: operations["lab_audit_log_api_v1_admin_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/audit/verify": {
         parameters: {
             query?: never;
@@ -13,6 +34,26 @@ export interface paths {
         };
         /** Verify Audit */
         get: operations["verify_audit_api_v1_admin_audit_verify_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/edge-refusals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Edge Refusals
+         * @description The edge's latest own refusals (WAF, rate limits, unknown paths) with their request ids, newest first.
+         */
+        get: operations["edge_refusals_api_v1_admin_edge_refusals_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -331,6 +372,34 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /** EdgeRefusalList */
+        EdgeRefusalList: {
+            /** Items */
+            items: components["schemas"]["EdgeRefusalOut"][];
+        };
+        /** EdgeRefusalOut */
+        EdgeRefusalOut: {
+            /**
+             * Cause
+             * @description the problem type's cause (urn:seclab:problem:<cause>)
+             */
+            cause: string;
+            /** Client */
+            client: string;
+            /** Method */
+            method: string;
+            /** Path */
+            path: string;
+            /**
+             * Request Id
+             * @description the edge's X-Request-ID: grep it in /var/log/seclab to follow the request
+             */
+            request_id: string;
+            /** Status */
+            status: number;
+            /** Ts */
+            ts: string;
+        };
         /**
          * ExchangeOut
          * @description 201: `reply` is the answer; 202: accepted, `reply` is null until the worker answers.
@@ -361,6 +430,36 @@ export interface components {
              * @constant
              */
             status: "ok";
+        };
+        /** LabAuditEntryOut */
+        LabAuditEntryOut: {
+            /** Action */
+            action: string;
+            /** Actor */
+            actor: string;
+            /** Detail */
+            detail: string;
+            /** Id */
+            id: number;
+            /**
+             * Scope
+             * @description the audit table's schema: `lab` or `tenant_<name>`
+             */
+            scope: string;
+            /** Target */
+            target: string;
+            /**
+             * Ts
+             * Format: date-time
+             */
+            ts: string;
+        };
+        /** LabAuditPage */
+        LabAuditPage: {
+            /** Items */
+            items: components["schemas"]["LabAuditEntryOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
         };
         /** MessageCreate */
         MessageCreate: {
@@ -507,6 +606,130 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    lab_audit_log_api_v1_admin_audit_get: {
+        parameters: {
+            query?: {
+                /** @description page size (<= limits.page_size_max) */
+                limit?: number | null;
+                /** @description opaque cursor from next_cursor */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabAuditPage"];
+                };
+            };
+            /** @description malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description role or tenant not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not found (also for other users' and tenants' objects) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description body larger than limits.body_max_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description internal error (generic) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a dependency is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     verify_audit_api_v1_admin_audit_verify_get: {
         parameters: {
             query?: never;
@@ -523,6 +746,128 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditVerifyOut"];
+                };
+            };
+            /** @description malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description role or tenant not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not found (also for other users' and tenants' objects) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description body larger than limits.body_max_bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate limited (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description internal error (generic) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a dependency is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    edge_refusals_api_v1_admin_edge_refusals_get: {
+        parameters: {
+            query?: {
+                /** @description page size (<= limits.page_size_max) */
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EdgeRefusalList"];
                 };
             };
             /** @description malformed request */

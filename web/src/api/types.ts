@@ -13,3 +13,7 @@ export type AuditEntry = S["AuditEntryOut"];
 export type AuditPage = S["AuditPage"];
 export type MessageCreate = S["MessageCreate"];
 export type ConversationCreate = S["ConversationCreate"];
+export type LabAuditPage = S["LabAuditPage"];
+export type LabAuditEntry = S["LabAuditEntryOut"];
+export type EdgeRefusalList = S["EdgeRefusalList"];
+export type EdgeRefusal = S["EdgeRefusalOut"];

@@ -3,6 +3,8 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useState, type ReactNode } from "react";
 
+import { AdminView } from "@/admin/AdminView";
+
 import { ApiProvider } from "@/api/context";
 import { ProblemError } from "@/api/problems";
 import { AuthProvider, useAuth } from "@/auth/context";
@@ -38,6 +40,8 @@ export function Shell({ children, auth }: { children: ReactNode; auth?: AuthClie
 
 function Frame({ children }: { children: ReactNode }) {
   const { client, state } = useAuth();
+  // The lab-admin view lives in the same document: a navigation would drop the in-memory tokens.
+  const [view, setView] = useState<"chat" | "admin">("chat");
   return (
     <>
       <header className="top">
@@ -48,6 +52,11 @@ function Frame({ children }: { children: ReactNode }) {
               Signed in as <strong>{state.user.username}</strong>
               {state.user.tenant && <> ({state.user.tenant})</>}
             </span>
+            {state.user.roles.includes("lab-admin") && (
+              <button type="button" aria-pressed={view === "admin"} onClick={() => setView(view === "admin" ? "chat" : "admin")}>
+                Lab admin
+              </button>
+            )}
             <button type="button" onClick={() => void client.logout()}>
               Log out
             </button>
@@ -76,7 +85,7 @@ function Frame({ children }: { children: ReactNode }) {
             </button>
           </div>
         )}
-        {state.kind === "signed-in" && children}
+        {state.kind === "signed-in" && (view === "admin" ? <AdminView /> : children)}
       </main>
     </>
   );
