@@ -83,6 +83,7 @@ class ChatUser(HttpUser):
             SESSIONS["settled"] += 1
 
     def _start(self) -> None:
+        assert _CYCLE is not None  # on_start stopped the run without users
         self.creds = next(_CYCLE)
         self.client.verify = CA
         self.dead = True  # until logged in with a conversation; a dead session idles (no respawn storm)

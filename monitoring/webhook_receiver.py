@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = make_server(args.listen, args.file, args.max_bytes, args.allow_remote)
     host, port = server.server_address[:2]
-    sys.stderr.write(f"alert receiver on {host}:{port}, writing {args.file}\n")
+    host_text = host.decode() if isinstance(host, bytes) else host
+    sys.stderr.write(f"alert receiver on {host_text}:{port}, writing {args.file}\n")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -91,7 +91,7 @@ async def insert_user_message(
 
 
 async def get_message(db: Any, message_id: UUID) -> Message:
-    return await Message.get(id=message_id).using_db(db)
+    return await Message.get(id=message_id, using_db=db)
 
 
 async def get_user_message(db: Any, conversation_id: UUID, message_id: UUID) -> Message | None:

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x00, 0x20), 0x7F))
+CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 """C0 controls and DEL: refused in one-line fields such as titles, which end up in lists and logs
 (terminal/log injection, OWASP ASVS 4.0.3 V5.1.4, V7.3.1). Refused with a 422."""
 

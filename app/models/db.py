@@ -31,7 +31,7 @@ class Message(Model):
     author_sub = fields.CharField(max_length=255)
     content = fields.TextField()
     guard_decision = fields.CharField(max_length=8, null=True)
-    guard_reasons = fields.JSONField(default=list)
+    guard_reasons: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     reply_to = fields.UUIDField(null=True)
     provider = fields.TextField(null=True)
     idempotency_key = fields.CharField(max_length=255, null=True)

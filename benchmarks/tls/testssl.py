@@ -66,7 +66,7 @@ def summarise(findings: list[dict[str, Any]], target: str, accepted: dict[str, s
         for f in findings
         if RANK.get(str(f.get("severity", "")).upper(), 0) >= RANK["MEDIUM"]
     ]
-    notable.sort(key=lambda f: -RANK.get(f["severity"], 0))
+    notable.sort(key=lambda f: -RANK.get(str(f["severity"]), 0))
     for f in notable:
         if f["id"] in accepted:
             f["accepted_because"] = accepted[f["id"]]

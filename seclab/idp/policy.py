@@ -27,7 +27,7 @@ def violations(policy: str, password: str, username: str, email: str | None) -> 
     bad: list[str] = []
 
     def count(pred: object) -> int:
-        return sum(1 for ch in password if pred(ch))  # type: ignore[operator]
+        return sum(1 for ch in password if pred(ch))  # type: ignore[operator,misc]
 
     if "length" in rules and len(password) < int(rules["length"] or 8):
         bad.append("length")

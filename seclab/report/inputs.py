@@ -126,7 +126,7 @@ def attacks_summary(data: Any) -> dict[str, Any]:
     """`lab attack --json` ({"results": [...]}, attacks/model.py) -> matrix rows by layer."""
     results = data.get("results", []) if isinstance(data, dict) else data
     if not isinstance(results, list):
-        raise ValueError("attack JSON has no results list")
+        raise ValueError("attack JSON has no results list")  # noqa: TRY004 (bad file content, not a caller's type error)
     rows = []
     for r in results:
         outcome = r.get("outcome", "error")

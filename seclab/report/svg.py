@@ -43,8 +43,8 @@ def latency_svg(rows: list[dict[str, Any]], target_ms: float | None = None, widt
     def y(v: float) -> float:
         return top + ph - (v / ymax) * ph
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-           f'role="img" aria-labelledby="latency-title"><title id="latency-title">Latency percentiles by simulated users</title>',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-labelledby="latency-title"><title id="latency-title">Latency percentiles by simulated users</title>'),
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fbfbfb" stroke="#999"/>']
     for k in range(6):
         v = ymax * k / 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import gguf  # noqa: E402
+import gguf
 
 
 def test_same_seed_same_bytes(tmp_path: Path, tiny_model: Path) -> None:
@@ -29,6 +29,7 @@ def test_loads_and_generates(tiny_model: Path) -> None:
     import llama_cpp
 
     m = llama_cpp.Llama(model_path=str(tiny_model), n_ctx=256, verbose=False)
-    out = m("Hello", max_tokens=8, temperature=0.0)
+    out = m("Hello", max_tokens=8, temperature=0.0, stream=False)
+    assert isinstance(out, dict)
     assert out["usage"]["completion_tokens"] >= 1
     assert out["choices"][0]["text"]

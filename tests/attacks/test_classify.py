@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ CASE = AttackCase(id="A03-SQLI-TITLE-01", title="sqli in title", refs=["OWASP-A0
 RID = "0123456789abcdef0123456789abcdef"
 
 
-def resp(status: int, problem: str | None = None, **kw: object) -> ResponseFacts:
+def resp(status: int, problem: str | None = None, **kw: Any) -> ResponseFacts:
     return ResponseFacts(method="POST", path="/api/v1/conversations", status=status, problem=problem,
                          request_id=kw.pop("request_id", RID), body_request_id=kw.pop("body_request_id", RID), **kw)
 

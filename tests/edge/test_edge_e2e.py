@@ -259,7 +259,9 @@ def test_tls11_refused_by_the_server(edge: EdgeInstance, pki_dir: Path) -> None:
 def test_tls12_and_13_accepted_with_mozilla_suites(edge: EdgeInstance, pki_dir: Path, version) -> None:
     s = _handshake(_client_ctx(pki_dir, version))
     try:
-        name, proto, _ = s.cipher()
+        cipher = s.cipher()
+        assert cipher is not None
+        name, proto, _ = cipher
         assert proto == version.name.replace("v1_", "v1.")
         if version == ssl.TLSVersion.TLSv1_2:
             assert name in MOZILLA_TLS12_SUITES

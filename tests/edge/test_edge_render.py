@@ -285,7 +285,8 @@ def test_flower_problem_bodies(rendered: dict[str, str]) -> None:
     assert set(causes) == {"unauthenticated", "forbidden", "waf-blocked"}
     # The WAF's 403 under /flower/ is the WAF's own page, word for word.
     waf_page = (TEMPLATE_DIR.parent / "waf_rules" / "nginx" / "problem-pages.conf").read_text()
-    assert re.search(r"return 403 '(.*)\\n';", waf_page).group(1) == causes["waf-blocked"]
+    page = re.search(r"return 403 '(.*)\\n';", waf_page)
+    assert page is not None and page.group(1) == causes["waf-blocked"]
 
 
 def test_flower_route_can_be_left_out(tmp_path: Path, lab: LabDefinition, pki_dir: Path) -> None:

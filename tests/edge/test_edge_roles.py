@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from seclab.labdef import LabDefinition, as_vars
+from tests.conftest import need
 
 from .conftest import EDGE_HTTP, EDGE_HTTPS, REPO, give_to_workers, port_open, run_dir
-from tests.conftest import need
 
 PROGRAM = "edgetest"
 PLAYBOOK = Path(__file__).parent / "playbooks" / "edge_roles.yml"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import need
-from waf_rules import render as waf_render  # noqa: E402
+from waf_rules import render as waf_render
 
 from .conftest import (
     EDGE_HTTPS,

@@ -55,6 +55,7 @@ def test_host_file_owner_mode_and_copy(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         assert target.stat().st_uid == 999
     src.write_text("RENEWED")  # a rotated certificate is a change
+    assert out.outs is not None
     assert prov.diff("id", out.outs, out.outs).changes is True
     prov.delete("id", out.outs)
     assert not target.exists()
@@ -122,4 +123,5 @@ def test_pkcs8_der_conversion_for_pgjdbc(tmp_path: Path) -> None:
     HostFileProvider().create({"path": str(tmp_path / "k.pk8"), "uid": 0, "gid": 0, "mode": "0400",
                                "source": str(src), "content": None, "convert": "pkcs8-der"})
     der = (tmp_path / "k.pk8").read_bytes()
-    assert serialization.load_der_private_key(der, password=None).private_numbers() == key.private_numbers()
+    loaded = serialization.load_der_private_key(der, password=None)
+    assert isinstance(loaded, type(key)) and loaded.private_numbers() == key.private_numbers()

@@ -14,8 +14,12 @@ from .conftest import BASE, REALM_PATH, StandIn
 ISS = f"{BASE}/realms/seclab"
 
 
+def _keyset(standin: StandIn) -> KeySet:
+    return KeySet.import_key_set(standin.issuer.jwks())  # type: ignore[arg-type]  # a JWKS dict is its serialization
+
+
 def _claims(standin: StandIn, token: str) -> dict:
-    return dict(jwt.decode(token, KeySet.import_key_set(standin.issuer.jwks()), algorithms=["RS256"]).claims)
+    return dict(jwt.decode(token, _keyset(standin), algorithms=["RS256"]).claims)
 
 
 async def test_discovery_and_jwks_shape(standin: StandIn) -> None:
@@ -44,7 +48,7 @@ async def test_password_grant_gives_keycloak_claims(standin: StandIn) -> None:
     body = r.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 300
     assert body["refresh_token"] and body["id_token"]
-    header = jwt.decode(body["access_token"], KeySet.import_key_set(standin.issuer.jwks())).header
+    header = jwt.decode(body["access_token"], _keyset(standin)).header
     assert header["alg"] == "RS256" and header["kid"] == standin.keys.signing_key().kid
     c = _claims(standin, body["access_token"])
     assert c["iss"] == ISS

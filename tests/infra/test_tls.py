@@ -42,9 +42,9 @@ def _probe_context(version: ssl.TLSVersion, ciphers: str | None = None) -> ssl.S
 def handshake(target: tuple[str, int], ctx: ssl.SSLContext, server_hostname: str | None = None) -> tuple[str, str] | str:
     """(protocol, cipher) on success, else the error text."""
     try:
-        with socket.create_connection(target, timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
-                return tls.version() or "", tls.cipher()[0]
+        with socket.create_connection(target, timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
+            cipher = tls.cipher()
+            return tls.version() or "", cipher[0] if cipher else ""
     except ssl.SSLError as exc:
         return f"{type(exc).__name__}: {exc}"
     except OSError as exc:

@@ -272,11 +272,11 @@ async def _dlq_ids(redis: RedisServer) -> list[str]:
 
     from app.worker.dlq import dlq_list
 
-    r = aioredis.Redis.from_url(redis.url("seclab_worker"))
+    rdb = aioredis.Redis.from_url(redis.url("seclab_worker"))
     try:
-        return [e.message_id for _, e in await dlq_list(r, 10000)]
+        return [e.message_id for _, e in await dlq_list(rdb, 10000)]
     finally:
-        await r.aclose()
+        await rdb.aclose()
 
 
 async def test_faults_lose_nothing_and_double_nothing(
@@ -375,13 +375,13 @@ async def test_faults_lose_nothing_and_double_nothing(
     publisher = make_celery(settings.model_copy(update={
         "redis_url": f"redis://127.0.0.1:{redis.port}/0", "redis_user": "seclab_app",
         "redis_password_file": redis.pw_file("seclab_app")}))
-    r = aioredis.Redis.from_url(redis.url("seclab_worker"))
+    rdb = aioredis.Redis.from_url(redis.url("seclab_worker"))
     try:
-        for entry_id, e in await dlq_list(r, 10000):
+        for entry_id, e in await dlq_list(rdb, 10000):
             await asyncio.to_thread(publisher.send_task, e.task, args=[e.tenant, e.message_id], retry=False)
-            await dlq_delete(r, entry_id)
+            await dlq_delete(rdb, entry_id)
     finally:
-        await r.aclose()
+        await rdb.aclose()
     deadline = time.monotonic() + 60
     while any(v != "answered" for v in (await statuses()).values()):
         assert time.monotonic() < deadline, rig["log"].read_text()[-4000:]

@@ -50,8 +50,9 @@ def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
+    host_text = host.decode() if isinstance(host, bytes) else host
     try:
-        yield f"http://{host}:{port}", out
+        yield f"http://{host_text}:{port}", out
     finally:
         server.shutdown()
         server.server_close()

@@ -33,16 +33,9 @@ SKELETON_ROLES = ["common", "secrets", "supervisor", "process", "postgresql", "r
 def _ansible_playbook() -> str:
     try:
         return ansible_engine.ansible_playbook()
-    except Exception:  # noqa: BLE001
+    except Exception:
         need(False, "ansible-playbook (the dev extra)")
         raise
-
-
-@pytest.fixture(scope="module")
-def labvars(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("vars") / "labvars.json"
-    path.write_text(json.dumps(labdef.as_vars(labdef.load(labdef.DEFAULT_PATH))))
-    return path
 
 
 def _env() -> dict[str, str]:

@@ -35,8 +35,6 @@ def out(labvars: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-from tests.playbooks.test_playbooks import labvars  # noqa: E402,F401  (module fixture reused)
-
 
 def _conf(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in (ln.split("=", 1) for ln in _lines(path))}

@@ -27,6 +27,13 @@ STAND_IN_STATUS = {
 }
 
 
+def _group(pattern: str, text: str) -> str:
+    """Group 1 of the first match across lines; fails the test when the pattern is absent."""
+    m = re.search(pattern, text, re.DOTALL)
+    assert m is not None, pattern
+    return m.group(1)
+
+
 def full_options(out: Path, **extra: Any) -> Options:
     return Options(
         out=out, compliance_junit=DATA / "compliance.junit.xml", run_compliance=False,
@@ -95,10 +102,10 @@ def test_html_contents(built: tuple[Path, dict[str, Any]]) -> None:
     card = re.search(r"WAF false positives \(lab, worst level\)</span><b[^>]*>([^<]+)</b><span>([^<]+)</span>", html)
     assert card is not None and card.group(1) == "0.8 %" and "stock 37.9 %" in card.group(2), card
     # Attack matrix: the SQLi row marks the edge column as the stopping layer, the injection a miss in ai.
-    row = re.search(r'<tr id="attack-A03-SQLI-MSG-01">(.*?)</tr>', html, re.DOTALL).group(1)
+    row = _group(r'<tr id="attack-A03-SQLI-MSG-01">(.*?)</tr>', html)
     cells = re.findall(r'<td class="(cell[^"]*)"', row)
     assert cells == ["cell-stop", "cell", "cell", "cell", "cell"]
-    row = re.search(r'<tr id="attack-LLM01-PI-01">(.*?)</tr>', html, re.DOTALL).group(1)
+    row = _group(r'<tr id="attack-LLM01-PI-01">(.*?)</tr>', html)
     assert re.findall(r'<td class="(cell[^"]*)"', row)[-1] == "cell-miss"
     # Performance: table rows and an inline SVG with the three series and the target line.
     assert html.count("<polyline") == 3 and "p95 target 500" in html
@@ -111,7 +118,7 @@ def test_html_is_csp_strict(built: tuple[Path, dict[str, Any]]) -> None:
     assert "<script" not in html.lower()
     assert not re.search(r"\son[a-z]+=", html)
     assert not re.search(r"\sstyle=", html)
-    css = re.search(r"<style>(.*?)</style>", html, re.DOTALL).group(1)
+    css = _group(r"<style>(.*?)</style>", html)
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     assert f"style-src 'sha256-{digest}'" in html
     assert "default-src 'none'" in html
@@ -168,7 +175,7 @@ def test_performance_steps_and_max_users(built: tuple[Path, dict[str, Any]]) -> 
     lim = p["limited_by"]
     assert (lim["users"], lim["by"], lim["security_limit"], lim["error"]["cause"]) == (20, "errors", True, "user-rate-limit")
     html = (out / "index.html").read_text()
-    para = re.search(r'<p id="max-users">(.*?)</p>', html, re.DOTALL).group(1)
+    para = _group(r'<p id="max-users">(.*?)</p>', html)
     assert "<b class=\"pass\">10</b>" in para and "Limited at <b>20 users</b> by <b>errors</b>" in para
     assert "app per-user rate limit" in para and "security limit of the lab" in para
     assert "12 × 429 <code>urn:seclab:problem:rate-limited</code>" in html
@@ -194,7 +201,7 @@ def test_defence_demo_section(built: tuple[Path, dict[str, Any]]) -> None:
     assert kinds == {"A03-SQLI-MSG-01": "inner-layer", "API1-BOLA-READ-01": "inner-both", "LLM01-PI-01": "not-stopped"}
     assert dd["waf_stopped"] == 1 and dd["counts"]["inner-layer"] == 1 and dd["counts"]["waf-only"] == 0
     html = (out / "index.html").read_text()
-    row = re.search(r'<tr id="demo-A03-SQLI-MSG-01"[^>]*>(.*?)</tr>', html, re.DOTALL).group(1)
+    row = _group(r'<tr id="demo-A03-SQLI-MSG-01"[^>]*>(.*?)</tr>', html)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
     assert "<b>edge</b>" in cells[1] and "<b>app</b>" in cells[2] and "urn:seclab:problem:validation" in cells[2]
     assert "an inner layer still stops it" in cells[3]

@@ -183,7 +183,7 @@ async def test_readyz_names_what_is_down(client: httpx.AsyncClient) -> None:
 async def test_request_id_echoed_when_safe_and_replaced_when_not(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz", headers={"X-Request-ID": "abc-123.DEF"})
     assert r.headers["x-request-id"] == "abc-123.DEF"
-    r = await client.get("/healthz", headers={"X-Request-ID": "evil\u2028value".encode("utf-8")})
+    r = await client.get("/healthz", headers=[(b"X-Request-ID", "evil\u2028value".encode("utf-8"))])
     assert len(r.headers["x-request-id"]) == 32 and "evil" not in r.headers["x-request-id"]
     r = await client.get("/healthz", headers={"X-Request-ID": "a b;c=<d>"})
     assert len(r.headers["x-request-id"]) == 32

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_lab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "seclab.cli", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "seclab.cli", *args], check=False, cwd=ROOT, capture_output=True, text=True, env=env, timeout=60
     )
 
 

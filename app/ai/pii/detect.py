@@ -178,11 +178,11 @@ def _phones(text: str) -> list[Finding]:
             continue
         has_sep = bool(re.search(r"[\s().\-/]", main.strip()))
         intl = main.startswith(("+", "00"))
-        if not has_sep and not intl and not (main.startswith("0") and 9 <= len(digits) <= 12):
-            # a bare digit run is an id or a quantity more often than a phone number: only accept it
-            # when it is a *valid* number (full numbering-plan pattern) somewhere
-            if not (9 <= len(digits) <= 12 and _possible_phone(main, strict=True)):
-                continue
+        # a bare digit run is an id or a quantity more often than a phone number: only accept it
+        # when it is a *valid* number (full numbering-plan pattern) somewhere
+        bare = not has_sep and not intl and not (main.startswith("0") and 9 <= len(digits) <= 12)
+        if bare and not (9 <= len(digits) <= 12 and _possible_phone(main, strict=True)):
+            continue
         if re.fullmatch(r"\d{1,3}(?:\.\d+)+", main.strip()) and not re.fullmatch(r"\d{3}\.\d{3}\.\d{4}", main):
             continue  # decimals and version numbers
         if not _possible_phone(main):
@@ -236,14 +236,7 @@ def first_names() -> frozenset[str]:
 
 # Names that are also frequent capitalized words in prompts (sentence starts, titles, product names).
 _NAME_STOP = frozenset(
-    "Will May June April August Grace Hope Faith Joy Rose Mark Bill Art Chase Hunter Page Summer Star "
-    "Sky Max Ray Dean Frank Guy Jack Young Don Lee Long King Case Chi Mo In Be An Amber Ruby Pearl Crystal "
-    "Dawn Destiny Genesis Harmony Heaven Liberty Justice Major Miles Rich Royal Sage Stone True Van Angel "
-    "Christian Precious Prince Rebel Rock Scout Storm Tru Sunny Golden Victory Ivy Iris Jade Holly Olive "
-    "Paris London Florence Austin Jordan Dallas Sydney Victoria Georgia Virginia Carolina Dakota Chelsea "
-    "Ali Ada Julia Python Ruby Rust Go Java Swift Dart Elixir Pascal Ada Claude Gemini Alexa Siri Cortana "
-    "Lorem Ipsum Easter Christmas Santa Marvel Thor Loki Apple Amazon Tesla Franklin Lincoln Washington"
-    .split()
+    ["Will", "May", "June", "April", "August", "Grace", "Hope", "Faith", "Joy", "Rose", "Mark", "Bill", "Art", "Chase", "Hunter", "Page", "Summer", "Star", "Sky", "Max", "Ray", "Dean", "Frank", "Guy", "Jack", "Young", "Don", "Lee", "Long", "King", "Case", "Chi", "Mo", "In", "Be", "An", "Amber", "Ruby", "Pearl", "Crystal", "Dawn", "Destiny", "Genesis", "Harmony", "Heaven", "Liberty", "Justice", "Major", "Miles", "Rich", "Royal", "Sage", "Stone", "True", "Van", "Angel", "Christian", "Precious", "Prince", "Rebel", "Rock", "Scout", "Storm", "Tru", "Sunny", "Golden", "Victory", "Ivy", "Iris", "Jade", "Holly", "Olive", "Paris", "London", "Florence", "Austin", "Jordan", "Dallas", "Sydney", "Victoria", "Georgia", "Virginia", "Carolina", "Dakota", "Chelsea", "Ali", "Ada", "Julia", "Python", "Ruby", "Rust", "Go", "Java", "Swift", "Dart", "Elixir", "Pascal", "Ada", "Claude", "Gemini", "Alexa", "Siri", "Cortana", "Lorem", "Ipsum", "Easter", "Christmas", "Santa", "Marvel", "Thor", "Loki", "Apple", "Amazon", "Tesla", "Franklin", "Lincoln", "Washington"]
 )
 _UP = "A-ZÀ-ÖØ-ÞĀ-Ž"
 _PERSON_CUE = re.compile(

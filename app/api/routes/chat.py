@@ -63,9 +63,11 @@ def conversation_out(c: Conversation) -> ConversationOut:
 
 
 def message_out(m: Message) -> MessageOut:
-    guard = GuardOut(decision=m.guard_decision, reasons=list(m.guard_reasons or [])) if m.role == "user" else None
+    guard = (GuardOut(decision=m.guard_decision, reasons=list(m.guard_reasons or []))  # type: ignore[arg-type]  # CHECK constraint in 0002
+             if m.role == "user" else None)
     return MessageOut(
-        id=m.id, conversation_id=m.conversation_id, role=m.role, content=m.content, guard=guard,
+        id=m.id, conversation_id=m.conversation_id, role=m.role,  # type: ignore[arg-type]  # CHECK constraint in 0001
+        content=m.content, guard=guard,
         status=m.status if m.role == "user" else None,  # type: ignore[arg-type]  # CHECK constraint in 0002
         status_reason=m.status_reason, provider=m.provider,
         output_decision=m.output_decision,  # type: ignore[arg-type]  # CHECK constraint in 0002
