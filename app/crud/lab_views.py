@@ -8,7 +8,7 @@ import asyncio
 import base64
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def decode_audit_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     us, row_id = int(m.group(1)), int(m.group(2))
     if us > 253_402_300_799_000_000 or row_id > 2**63 - 1:
         raise Problem(422, "validation", "invalid cursor")
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc), row_id
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC), row_id
 
 
 def _literal(value: str) -> str:

@@ -60,8 +60,12 @@ def browser(profile: Path, edge_cert: Path, **context_options: Any) -> Iterator[
         context.expose_binding("seclabCspViolation", lambda _src, v: run.csp_violations.append(v))
         context.add_init_script(REPORT_CSP)
 
+        def on_console(message: Any) -> None:
+            if message.type == "error":
+                run.console_errors.append(message.text)
+
         def on_page(page: Any) -> None:
-            page.on("console", lambda m: m.type == "error" and run.console_errors.append(m.text))
+            page.on("console", on_console)
 
         context.on("page", on_page)
         for p in context.pages:

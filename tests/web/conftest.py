@@ -47,5 +47,5 @@ def npx(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProces
     env = {**os.environ, "NEXT_TELEMETRY_DISABLED": "1", "CI": "1", "NO_COLOR": "1"}
     return subprocess.run(
         [str(cwd / "node_modules" / ".bin" / args[0]), *args[1:]],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=cwd, check=False, capture_output=True, text=True, timeout=timeout, env=env,
     )

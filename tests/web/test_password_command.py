@@ -30,7 +30,7 @@ def lab_file(tmp_path: Path) -> Path:
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seclab.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "seclab.cli", *args], cwd=ROOT, check=False, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the command is root-only; this checks its output as root")
