@@ -105,3 +105,12 @@ def test_the_api_keeps_its_own_locked_down_csp(edge: httpx.Client) -> None:
     res = edge.get("/api/v1/conversations")
     assert res.status_code == 401
     assert res.headers["content-security-policy"].startswith("default-src 'none'; frame-ancestors 'none'")
+
+
+def test_only_build_assets_are_compressed(edge: httpx.Client) -> None:
+    """gzip for the secret-free build assets only; HTML and API answers stay uncompressed (BREACH)."""
+    html = edge.get("/", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in html.headers
+    js = re.findall(r'src="(/_next/static/[^"]+\.js)"', html.text)[0]
+    res = edge.get(js, headers={"Accept-Encoding": "gzip"})
+    assert res.headers.get("content-encoding") == "gzip"
