@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seclab import labdef
 
@@ -22,7 +23,8 @@ def lab() -> labdef.LabDefinition:
 
 def build_dir() -> Path:
     """Where the web role ran `npm ci` (its node_modules serve the page's own tests)."""
-    return Path(lab().paths.data) / "web-build"
+    defaults = yaml.safe_load((ROOT / "playbooks" / "roles" / "web" / "defaults" / "main.yml").read_text())
+    return Path(defaults["web_build_dir"])
 
 
 def node_modules() -> Path:

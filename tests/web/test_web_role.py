@@ -33,7 +33,8 @@ def test_third_party_code_never_runs_as_root() -> None:
     ci = next(t for n, t in by_name.items() if "npm ci" in n)
     assert "--ignore-scripts" in ci["ansible.builtin.command"]["cmd"]
     build = next(t for n, t in by_name.items() if n.startswith("Build the static export"))
-    assert build["become_user"] == "{{ web_build_user }}"
+    argv = build["ansible.builtin.command"]["argv"]
+    assert argv.startswith("{{ ['runuser', '-u', web_build_user, '--', 'env', '-i'"), argv
 
 
 def test_edge_serves_the_pages_with_the_hashed_csp(tmp_path: Path) -> None:
