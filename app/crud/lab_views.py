@@ -1,6 +1,6 @@
-"""Read-only views for the lab-admin page: every audit log merged newest first, and the edge's latest
-refusals. Why here and not in the tenant routes: a lab-admin follows the attack/defence demo across all
-tenants; the owner connection reads every audit table, the tenant role reads only its own."""
+"""Read-only views for the lab-admin page: every tenant's audit log merged newest first, and the edge's
+latest refusals. Why here and not in the tenant routes: a lab-admin follows the attack/defence demo
+across all tenants, while a tenant-admin sees only their own tenant's log (/tenant/audit)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import asyncio
 import base64
 import json
 import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from app.core.problems import Problem
-from app.db.tenancy import audit_tables, quote_ident
 
 EDGE_REFUSALS_FILE = "edge-refusals.json"
 """File name of the edge's refusal log under lab.paths.logs (edge role `edge_refusals_log`; a test keeps
@@ -51,28 +50,29 @@ def decode_audit_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC), row_id
 
 
-def _literal(value: str) -> str:
-    """A schema name as an SQL string literal (names come from pg_namespace and match the tenant pattern)."""
-    return "'" + value.replace("'", "''") + "'"
+AUDIT_PAGE_SQL = (
+    "SELECT id, ts, actor, action, target, detail FROM audit_log{where} ORDER BY ts DESC, id DESC LIMIT {n}"
+)
 
 
 async def merged_audit(
-    conn: asyncpg.Connection, limit: int, after: tuple[datetime, int] | None
+    open_tenant: Callable[[str], AbstractAsyncContextManager[Any]],
+    tenants: list[str],
+    limit: int,
+    after: tuple[datetime, int] | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Rows of every audit table (lab and tenants), newest first by (ts, id), keyset-paged. Rows of two
-    tables with the same microsecond AND the same id would tie; the cursor then skips the second one."""
-    tables = await audit_tables(conn)
-    if not tables:
-        return [], None
-    schemas = [t.split(".", 1)[0] for t in tables]
-    parts = [
-        f"SELECT {_literal(s)}::text AS scope, id, ts, actor, action, target, detail FROM {quote_ident(s)}.audit_log"
-        for s in schemas
-    ]
-    where = " WHERE (ts, id) < ($2, $3)" if after else ""
-    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS a{where} ORDER BY ts DESC, id DESC LIMIT $1"
-    args: list[Any] = [limit + 1, *(after or ())]
-    rows = [dict(r) for r in await conn.fetch(sql, *args)]
+    """Every tenant's audit log merged newest first by (ts, id), keyset-paged: the newest `limit + 1`
+    rows below the cursor from each tenant (each read under that tenant's own role, as the app always
+    reads tenant data), merged, cut to `limit`. Two tenants' rows with the same microsecond AND the same
+    id would tie; the cursor then skips the second one."""
+    rows: list[dict[str, Any]] = []
+    where = " WHERE (ts, id) < ($1, $2)" if after else ""
+    sql = AUDIT_PAGE_SQL.format(where=where, n=int(limit) + 1)
+    for tenant in tenants:
+        async with open_tenant(tenant) as db:
+            found = await db.execute_query_dict(sql, list(after) if after else None)
+        rows += [{**r, "scope": tenant} for r in found]
+    rows.sort(key=lambda r: (r["ts"], r["id"]), reverse=True)
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_audit_cursor(rows[-1]["ts"], rows[-1]["id"]) if more and rows else None

@@ -146,7 +146,7 @@ class AuditPage(BaseModel):
 
 
 class LabAuditEntryOut(BaseModel):
-    scope: str = Field(description="the audit table's schema: `lab` or `tenant_<name>`")
+    scope: str = Field(description="the tenant whose audit log holds the entry")
     id: int
     ts: datetime
     actor: str

@@ -57,5 +57,6 @@ def test_page_renders_under_its_csp_says_how_to_log_in_and_passes_axe(prerequisi
         assert bad == [], bad
         assert run.csp_violations == [], run.csp_violations
         assert not [e for e in run.console_errors if "Content Security Policy" in e], run.console_errors
+        page.screenshot(path=str(MEASUREMENTS.parent / "page-signed-out.png"))
         record("first_render", {"ready_ms": round(rendered_ms), **{k: round(v) for k, v in paint.items()}})
         record("axe_signed_out", {"serious_or_critical": len(bad)})

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import pytest
 import yaml
@@ -54,3 +55,38 @@ def test_a_huge_log_is_read_from_its_end_only(tmp_path: Path, monkeypatch: pytes
 def test_the_edge_writes_the_file_the_app_reads() -> None:
     defaults = yaml.safe_load((ROOT / "playbooks/roles/edge/defaults/main.yml").read_text())
     assert defaults["edge_refusals_log"].endswith("/" + lab_views.EDGE_REFUSALS_FILE)
+
+
+class FakeTenantDB:
+    """Stands in for a tenant transaction (the SQL's keyset is checked live in tests/web/test_web_edge.py)."""
+
+    def __init__(self, rows: list[dict[str, object]]) -> None:
+        self.rows = rows
+        self.calls: list[tuple[str, list[object] | None]] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def execute_query_dict(self, sql: str, args: list[object] | None) -> list[dict[str, object]]:
+        self.calls.append((sql, args))
+        return self.rows
+
+
+def test_merged_audit_interleaves_tenants_newest_first_and_pages() -> None:
+    def at(s: int) -> datetime:
+        return datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+
+    dbs = {
+        "acme": FakeTenantDB([{"id": 7, "ts": at(9), "actor": "a", "action": "x", "target": "", "detail": ""},
+                              {"id": 6, "ts": at(5), "actor": "a", "action": "x", "target": "", "detail": ""}]),
+        "globex": FakeTenantDB([{"id": 3, "ts": at(7), "actor": "b", "action": "y", "target": "", "detail": ""}]),
+    }
+    rows, nxt = asyncio.run(lab_views.merged_audit(lambda t: dbs[t], ["acme", "globex"], 2, None))
+    assert [(r["scope"], r["id"]) for r in rows] == [("acme", 7), ("globex", 3)]
+    assert nxt is not None and lab_views.decode_audit_cursor(nxt) == (at(7), 3)
+    assert "LIMIT 3" in dbs["acme"].calls[0][0] and dbs["acme"].calls[0][1] is None
+    asyncio.run(lab_views.merged_audit(lambda t: dbs[t], ["acme"], 2, (at(7), 3)))
+    assert "WHERE (ts, id) < ($1, $2)" in dbs["acme"].calls[1][0] and dbs["acme"].calls[1][1] == [at(7), 3]

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
+import ssl
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -33,7 +37,7 @@ def edge() -> httpx.Client:
     the_lab = lab()
     ca = Path(the_lab.paths.pki) / "ca" / "ca-bundle.crt"
     need(ca.is_file(), f"the lab CA {ca} (./lab up)")
-    client = httpx.Client(base_url="https://localhost", verify=str(ca), timeout=15)
+    client = httpx.Client(base_url="https://localhost", verify=ssl.create_default_context(cafile=str(ca)), timeout=15)
     try:
         client.get("/healthz")
     except httpx.TransportError:
@@ -114,3 +118,34 @@ def test_only_build_assets_are_compressed(edge: httpx.Client) -> None:
     js = re.findall(r'src="(/_next/static/[^"]+\.js)"', html.text)[0]
     res = edge.get(js, headers={"Accept-Encoding": "gzip"})
     assert res.headers.get("content-encoding") == "gzip"
+
+
+def _bearer(user: str) -> dict[str, str]:
+    from seclab.tokens import get_access_token
+
+    return {"Authorization": f"Bearer {get_access_token(lab(), user)}"}
+
+
+def test_lab_admin_sees_the_edge_refusals_and_the_merged_audit_log(edge: httpx.Client) -> None:
+    need(os.geteuid() == 0, "root (the lab users' passwords are root-only)")
+    rid = f"webtest-{uuid.uuid4().hex}"
+    assert edge.get(f"/no-such-page-{rid}", headers={"X-Request-ID": rid}).status_code == 404
+    admin = _bearer("admin")
+    refusals = edge.get("/api/v1/admin/edge-refusals", headers=admin, params={"limit": 50})
+    assert refusals.status_code == 200, refusals.text
+    mine = [r for r in refusals.json()["items"] if r["request_id"] == rid]
+    assert mine and mine[0]["status"] == 404 and mine[0]["cause"] == "not-found"
+
+    alice = _bearer("alice")
+    assert edge.post("/api/v1/conversations", headers=alice, json={"title": f"audit {rid}"}).status_code == 201
+    first = edge.get("/api/v1/admin/audit", headers=admin, params={"limit": 2})
+    assert first.status_code == 200, first.text
+    page1 = first.json()
+    assert len(page1["items"]) == 2 and page1["next_cursor"]
+    assert page1["items"][0]["action"] == "conversation.create" and page1["items"][0]["scope"] == "acme"
+    page2 = edge.get("/api/v1/admin/audit", headers=admin, params={"limit": 2, "cursor": page1["next_cursor"]}).json()
+    stamps = [(datetime.fromisoformat(e["ts"]), e["id"]) for e in page1["items"] + page2["items"]]
+    assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == len(stamps)
+
+    for path in ("/api/v1/admin/audit", "/api/v1/admin/edge-refusals"):
+        assert edge.get(path, headers=alice).status_code == 403

@@ -3,11 +3,11 @@ edge's access check for Flower."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from app.api.deps import LabAdmin, LabDep, OwnerConn, SettingsDep
+from app.api.deps import LabAdmin, LabDep, OwnerConn, SettingsDep, TenantTransactions
 from app.core.problems import Problem
 from app.core.security import LabAdmin as LabAdminRole
 from app.crud import lab_views
@@ -66,18 +66,22 @@ PageLimit = Annotated[int | None, Query(ge=1, le=1000, description="page size (<
 
 @router.get("/audit", response_model=LabAuditPage)
 async def lab_audit_log(
+    request: Request,
     admin: LabAdmin,
-    conn: OwnerConn,
     lab: LabDep,
     limit: PageLimit = None,
     cursor: Annotated[
         str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque cursor from next_cursor")
     ] = None,
 ) -> LabAuditPage:
-    """Every audit log (the lab's and each tenant's) merged, newest first: the lab-admin page's view
-    of the attack/defence demo (OWASP ASVS 4.0.3 V7.1.3, read-only)."""
-    await tenancy.ensure_lab_schema(conn)
-    rows, nxt = await lab_views.merged_audit(conn, _page_size(lab, limit), lab_views.decode_audit_cursor(cursor))
+    """Every tenant's audit log merged, newest first: the lab-admin page's view of the attack/defence
+    demo (OWASP ASVS 4.0.3 V7.1.3, read-only). Each tenant is read under its own role, never as owner."""
+    def open_tenant(tenant: str) -> Any:
+        return TenantTransactions(request.app.state.orm, tenant)()
+
+    rows, nxt = await lab_views.merged_audit(
+        open_tenant, [t.name for t in lab.tenants], _page_size(lab, limit), lab_views.decode_audit_cursor(cursor)
+    )
     return LabAuditPage(items=[LabAuditEntryOut(**r) for r in rows], next_cursor=nxt)
 
 

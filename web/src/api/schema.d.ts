@@ -13,8 +13,8 @@ export interface paths {
         };
         /**
          * Lab Audit Log
-         * @description Every audit log (the lab's and each tenant's) merged, newest first: the lab-admin page's view
-         *     of the attack/defence demo (OWASP ASVS 4.0.3 V7.1.3, read-only).
+         * @description Every tenant's audit log merged, newest first: the lab-admin page's view of the attack/defence
+         *     demo (OWASP ASVS 4.0.3 V7.1.3, read-only). Each tenant is read under its own role, never as owner.
          */
         get: operations["lab_audit_log_api_v1_admin_audit_get"];
         put?: never;
@@ -443,7 +443,7 @@ export interface components {
             id: number;
             /**
              * Scope
-             * @description the audit table's schema: `lab` or `tenant_<name>`
+             * @description the tenant whose audit log holds the entry
              */
             scope: string;
             /** Target */
