@@ -136,13 +136,14 @@ def test_lab_admin_sees_the_edge_refusals_and_the_merged_audit_log(edge: httpx.C
     mine = [r for r in refusals.json()["items"] if r["request_id"] == rid]
     assert mine and mine[0]["status"] == 404 and mine[0]["cause"] == "not-found"
 
-    alice = _bearer("alice")
-    assert edge.post("/api/v1/conversations", headers=alice, json={"title": f"audit {rid}"}).status_code == 201
+    alice, bob = _bearer("alice"), _bearer("bob")
+    for who in (alice, bob, alice):  # three entries in two tenants, newest last
+        assert edge.post("/api/v1/conversations", headers=who, json={"title": f"audit {rid}"}).status_code == 201
     first = edge.get("/api/v1/admin/audit", headers=admin, params={"limit": 2})
     assert first.status_code == 200, first.text
     page1 = first.json()
     assert len(page1["items"]) == 2 and page1["next_cursor"]
-    assert page1["items"][0]["action"] == "conversation.create" and page1["items"][0]["scope"] == "acme"
+    assert [(e["scope"], e["action"]) for e in page1["items"]] == [("acme", "conversation.create"), ("globex", "conversation.create")]
     page2 = edge.get("/api/v1/admin/audit", headers=admin, params={"limit": 2, "cursor": page1["next_cursor"]}).json()
     stamps = [(datetime.fromisoformat(e["ts"]), e["id"]) for e in page1["items"] + page2["items"]]
     assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == len(stamps)
