@@ -8,6 +8,7 @@ Redis, provider, guard) can be injected, which is how the tests route them to in
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -147,7 +148,9 @@ def create_app(
         app.state.settings = s
         app.state.lab = the_lab
         own_http = http_client is None
-        client = http_client or httpx.AsyncClient(follow_redirects=False)
+        client = http_client or httpx.AsyncClient(
+            follow_redirects=False, verify=ssl.create_default_context(cafile=s.oidc_ca_file) if s.oidc_ca_file else True
+        )
         own_redis = redis is None
         app.state.redis = redis or redis_client(s)
         app.state.rate_limiter = RateLimiter(app.state.redis)

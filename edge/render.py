@@ -32,6 +32,7 @@ TEMPLATES: dict[str, str] = {
     "snippets/seclab-flower.conf.j2": "snippets/seclab-flower.conf",
     "snippets/seclab-proxy-headers.conf.j2": "snippets/seclab-proxy-headers.conf",
     "snippets/seclab-proxy-app.conf.j2": "snippets/seclab-proxy-app.conf",
+    "snippets/seclab-proxy-idp.conf.j2": "snippets/seclab-proxy-idp.conf",
 }
 
 

@@ -105,7 +105,7 @@ def build() -> dict[str, Service]:
     canary: pulumi.Output[str] = pulumi.Output.secret(pw["llm-canary"].result.apply(lambda v: f"SECLAB-CANARY-{v}"))
 
     # --- identity secrets: lab users' passwords, lab-admin TOTP seeds, the probe client's secret ------
-    # Generated here (Pulumi secrets) as the secrets role and seclab/idp/provision.py do natively, put
+    # Generated here (Pulumi secrets) as the secrets role and seclab/keycloak/provision.py do natively, put
     # into the realm export, and copied to <paths.secrets>/users/ (0600) where `lab token` reads them.
     user_pw = {u.username: random.RandomPassword(
         f"user-{u.username}-password", length=24, special=True, override_special="-_.+=",
@@ -244,6 +244,7 @@ def build() -> dict[str, Service]:
             "SECLAB_OIDC_AUDIENCE": lab.identity.api_audience,
             "SECLAB_OIDC_JWKS_URL": (f"http://idp:{lab.ports.idp}/realms/{lab.identity.realm}"
                                      "/protocol/openid-connect/certs"),
+            "SECLAB_OIDC_CA_FILE": "/run/tls/ca.crt",
             "SECLAB_TRUSTED_PROXIES": s.edge_app_ip,
             "SECLAB_PII_KEY_FILE": "/run/secrets/pii_key",
             "SECLAB_LOG_LEVEL": app_d["app_log_level"],

@@ -117,6 +117,8 @@ def edge_overrides(lab: LabDefinition) -> dict[str, Any]:
         "edge_listen_ipv6": False,
         "edge_app_upstream": f"app:{lab.ports.app}",
         "edge_idp_upstream": f"idp:{lab.ports.idp}",
+        # The container's Keycloak serves plain HTTP on the private app network (iac/program.py).
+        "edge_idp_tls": False,
         "edge_flower_upstream": "",  # no Flower container on the Docker engine: /flower/ is a 404 there
         "edge_stub_status_listen": str(EDGE_STATUS),
     }
@@ -182,10 +184,12 @@ def monitoring_files(lab: LabDefinition) -> dict[str, str]:
         "nginx": f"nginx-exporter:{lab.ports.nginx_exporter}",
         "prometheus": f"127.0.0.1:{lab.ports.prometheus}",
         "alertmanager": f"alertmanager:{lab.ports.alertmanager}",
+        "keycloak": f"idp:{lab.ports.idp_management}",
     }
     app_tls = {"ca_file": "/run/tls/ca.crt", "cert_file": "/run/tls/scraper.crt",
                "key_file": "/run/tls/scraper.key", "server_name": "app"}
-    return render_all(as_vars(lab), monitoring_targets=targets, monitoring_app_tls=app_tls)
+    return render_all(as_vars(lab), monitoring_targets=targets, monitoring_app_tls=app_tls,
+                      monitoring_keycloak_ca_file="/run/tls/ca.crt")
 
 
 # --- PostgreSQL and Redis (the Ansible roles' templates) -----------------------------------------

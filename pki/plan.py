@@ -26,9 +26,9 @@ SERVERS: dict[str, tuple[str | None, str, str]] = {
     "edge": (None, "nginx TLS edge (public HTTPS)", "nginx -s reload (graceful: old workers finish)"),
     "app": ("seclab", "FastAPI app behind the edge (mTLS from nginx)", "supervisorctl signal HUP app (rolling worker restart)"),
     "idp": (
-        "seclab",
-        "identity provider (Keycloak or stand-in) behind the edge",
-        "not loaded by the stand-in (plain HTTP); Keycloak: ./lab up",
+        "keycloak",
+        "Keycloak HTTPS on loopback, behind the edge",
+        "Keycloak re-reads it every https-certificates-reload-period (1h); ./lab up",
     ),
     "postgres": ("postgres", "PostgreSQL server TLS", "pg_ctlcluster 15 main reload (SIGHUP re-reads ssl_*)"),
     "redis": ("redis", "Redis server TLS", "CONFIG SET tls-cert-file ... as seclab_tls_reload"),

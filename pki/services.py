@@ -39,7 +39,7 @@ PROGRAMS: dict[str, str] = {
     "redis": "redis",  # redis_process_name
     "worker": "worker",  # worker_process_name
     "flower": "flower",  # worker_flower_process_name
-    "idp": "idp",  # idp_standin_process_name = keycloak_process_name
+    "idp": "idp",  # keycloak_process_name
     "llama": "llama",  # llama_process_name
     "prometheus": "prometheus",  # monitoring_process_names.prometheus
     "redis-exporter": "redis-exporter",  # monitoring_process_names.redis
@@ -146,7 +146,6 @@ def build_reload_plan(lab: LabDefinition, pki: PkiPlan) -> ReloadPlan:
     certificate: a certificate nobody reloads would be rotated in vain.
     """
     host = (lab.edge.host_names or ["localhost"])[0]
-    keycloak = lab.identity.keycloak_archive is not None
     p = PROGRAMS
     consumers = (
         Consumer(
@@ -245,18 +244,18 @@ def build_reload_plan(lab: LabDefinition, pki: PkiPlan) -> ReloadPlan:
         Consumer(
             service="idp",
             program=p["idp"],
-            trust=keycloak,
-            action="reprovision" if keycloak else "none",
+            trust=True,
+            action="reprovision",
             uses=(
                 Use(
                     cert="idp",
-                    loads="not-loaded",
-                    note="plain HTTP on loopback (keycloak_tls_cert_file unset)",
+                    loads="per-connection",
+                    note="Keycloak re-reads its HTTPS certificate files every https-certificates-reload-period (1h)",
                 ),
                 Use(
                     cert="keycloak",
-                    loads="at-start" if keycloak else "not-loaded",
-                    note="Keycloak's pgjdbc client (DER copy of the key)",
+                    loads="at-start",
+                    note="Keycloak's pgjdbc client (DER copy of the key, made and restarted by the keycloak role)",
                 ),
             ),
         ),

@@ -39,7 +39,6 @@ def _mount_subapps() -> None:
     """Sub-apps live in seclab/commands/<area>.py; a missing one is simply not offered."""
     for name, module in [
         ("pki", "seclab.commands.pki"),
-        ("idp", "seclab.commands.idp"),
         ("dlq", "seclab.commands.dlq"),
         ("model", "seclab.commands.model"),
         ("audit", "seclab.commands.audit"),

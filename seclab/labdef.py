@@ -59,6 +59,7 @@ class Ports(_Strict):
     edge_http: int = Field(default=80, ge=1, le=65535, description="answers 308 to https")
     app: int = Field(default=8000, ge=1, le=65535, description="loopback only, behind the edge")
     idp: int = Field(default=8180, ge=1, le=65535, description="loopback only, behind the edge")
+    idp_management: int = Field(default=9000, ge=1, le=65535, description="loopback: Keycloak health, metrics")
     postgres: int = Field(default=5432, ge=1, le=65535)
     redis: int = Field(default=6379, ge=1, le=65535)
     llama: int = Field(default=8081, ge=1, le=65535)
@@ -77,7 +78,7 @@ class Paths(_Strict):
     etc: str = Field(default="/etc/seclab", description="rendered settings")
     secrets: str = Field(default="/etc/seclab/secrets", description="generated secrets, dir 0700, files 0600")
     pki: str = Field(default="/etc/seclab/pki", description="lab CA and certificates")
-    data: str = Field(default="/var/lib/seclab", description="state: models, realm export, stand-in IdP")
+    data: str = Field(default="/var/lib/seclab", description="state: models, realm export")
     logs: str = Field(default="/var/log/seclab", description="ECS JSON logs")
 
 
@@ -95,12 +96,17 @@ class Limits(_Strict):
 
 
 class Identity(_Strict):
-    provider: Literal["auto", "keycloak", "stand-in"] = Field(
-        default="auto", description="auto: Keycloak if its distribution can be had, else the stand-in"
-    )
+    provider: Literal["keycloak"] = Field(default="keycloak", description="Keycloak (the only provider)")
     realm: str = Field(default="seclab", pattern=r"^[a-z][a-z0-9-]{1,30}$")
-    keycloak_version: str = "26.0.7"
-    keycloak_archive: str | None = Field(default=None, description="URL or local path of keycloak-<v>.tar.gz")
+    keycloak_version: str = Field(default="26.7.3", pattern=r"^26\.\d+\.\d+$", description="Keycloak 26.x")
+    keycloak_sha256: str = Field(
+        default="77657f30b7e90d70f727712ce1c967f430fd6a5e9f458d32d8c6df0635345f47",
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of keycloak-quarkus-dist-<version>.tar.gz (checked before unpacking)",
+    )
+    keycloak_archive: str | None = Field(
+        default=None, description="local keycloak-quarkus-dist-<v>.tar.gz instead of Maven Central (offline hosts)"
+    )
     api_audience: str = "seclab-api"
     cli_client_id: str = Field(default="seclab-cli", description="public client used by `lab token`")
     access_token_lifetime_s: int = Field(default=300, ge=30, le=300)

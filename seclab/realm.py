@@ -2,8 +2,9 @@
 
 Why code and not a hand-edited JSON: the realm is *derived* from `lab.yml` (tenants, users, roles,
 lifetimes, redirect URIs), and the same dict is used three times: Ansible writes it for
-`kc.sh start --import-realm`, Pulumi mounts it into the Keycloak container, and the stand-in issuer
-(`seclab.idp`) serves tokens from it. One builder, so the three cannot drift.
+`kc.sh start --import-realm`, `seclab.keycloak.converge` applies it to the running Keycloak through
+the admin REST API on every `./lab up`, and Pulumi mounts it into the Keycloak container. One
+builder, so the three cannot drift.
 
 Every hardening setting has its reason and public reference in `REASONS`; `reasons_markdown()`
 renders them into docs/identity.md (a test keeps the two equal).
@@ -136,8 +137,20 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 
+# Keycloak creates these clients in every realm itself; the import cannot describe them, so the admin
+# API hardens them after the import (seclab.keycloak.converge). Found by kcwarden on the live realm.
+BUILTIN_CLIENT_HARDENING: dict[str, dict[str, Any]] = {
+    # Nobody administers the lab realm through its own admin-cli (the master realm's service account
+    # does): no password grant on a public client (RFC 9700 2.4; kcwarden PublicClientShouldDisableDirectAccessGrants).
+    "admin-cli": {"directAccessGrantsEnabled": False},
+    # The account console's public client: authorization code with PKCE S256 only (RFC 9700 2.1.1;
+    # kcwarden PublicClientsMustEnforcePKCE).
+    "account": {"attributes": {"pkce.code.challenge.method": "S256"}},
+}
+
+
 def user_id(realm: str, username: str) -> str:
-    """A stable `sub` per user: the same uuid in Keycloak (import sets `id`) and in the stand-in."""
+    """A stable `sub` for the users the realm import creates (import keeps `id`; admin-API users get Keycloak's)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:seclab:realm:{realm}:user:{username}"))
 
 
@@ -227,7 +240,8 @@ def _user_profile() -> dict[str, Any]:
         ],
         "groups": [{"name": "user-metadata", "displayHeader": "User metadata",
                     "displayDescription": "Attributes, which refer to user metadata"}],
-        "unmanagedAttributePolicy": "DISABLED",
+        # No unmanagedAttributePolicy key: absent means unmanaged attributes are disabled (Keycloak 26
+        # accepts only ENABLED, ADMIN_EDIT, ADMIN_VIEW as values).
     }  # fmt: skip
 
 
@@ -304,7 +318,6 @@ def _base_client(client_id: str, name: str) -> dict[str, Any]:
             "oidc.ciba.grant.enabled": "false",
             "access.token.signed.response.alg": "RS256",
             "use.refresh.tokens": "true",
-            "post.logout.redirect.uris": "",
         },
         "defaultClientScopes": [BASIC_SCOPE, CLAIMS_SCOPE],
         "optionalClientScopes": [],

@@ -44,17 +44,27 @@ def realm_export_path(lab: LabDefinition) -> Path:
 
 
 def idp_info(lab: LabDefinition) -> dict[str, Any]:
-    """Which IdP runs is decided at provisioning and recorded in `<etc>/idp.json`."""
+    """Keycloak as the keycloak role recorded it in `<etc>/idp.json` (its version and issuer)."""
     recorded = Path(lab.paths.etc) / "idp.json"
-    kind = "stand-in"
-    issuer = lab.issuer
+    info: dict[str, Any] = {"kind": "keycloak", "version": lab.identity.keycloak_version, "issuer": lab.issuer}
     try:
         data = json.loads(recorded.read_text())
-        kind = data.get("kind", kind)
-        issuer = data.get("issuer", issuer)
+        info.update({k: data[k] for k in ("kind", "version", "issuer") if k in data})
     except (OSError, ValueError):
         pass
-    return {"issuer": issuer, "kind": kind, "internal_url": f"http://127.0.0.1:{lab.ports.idp}"}
+    # Keycloak serves HTTPS on loopback with the lab certificate `idp` (verified against the lab root).
+    info["internal_url"] = f"https://127.0.0.1:{lab.ports.idp}"
+    info["label"] = f"Keycloak {info['version']}" if info["kind"] == "keycloak" else str(info["kind"])
+    return info
+
+
+def idp_verify(lab: LabDefinition) -> ssl.SSLContext | bool:
+    """How to verify Keycloak on loopback: the lab root when it exists (no CA yet: nothing to trust)."""
+    ca = ca_cert_path(lab)
+    try:
+        return ssl.create_default_context(cafile=str(ca))
+    except OSError:
+        return False
 
 
 def edge_url(lab: LabDefinition) -> str:
@@ -89,9 +99,13 @@ def collect(lab: LabDefinition) -> dict[str, Any]:
         "edge": {"up": _edge_ok(lab), "address": f"0.0.0.0:{p.edge_https}"},
         "app": {"up": _mtls_ok(f"https://{loop}:{p.app}/healthz", lab), "address": f"{loop}:{p.app} (mTLS)"},
         "idp": {
-            "up": _http_ok(f"{idp['internal_url']}/realms/{lab.identity.realm}/.well-known/openid-configuration"),
-            "address": f"{loop}:{p.idp}",
+            "up": _http_ok(
+                f"{idp['internal_url']}/realms/{lab.identity.realm}/.well-known/openid-configuration",
+                verify=idp_verify(lab),
+            ),
+            "address": f"{loop}:{p.idp} (HTTPS)",
             "kind": idp["kind"],
+            "version": idp["version"],
         },
         "postgres": {"up": _tcp_up(p.postgres), "address": f"{loop}:{p.postgres}"},
         "redis": {"up": _tcp_up(p.redis), "address": f"{loop}:{p.redis}"},
@@ -110,7 +124,7 @@ def collect(lab: LabDefinition) -> dict[str, Any]:
         "lab": lab.name,
         "edge": {"url": edge_url(lab), "ca_cert": str(ca_cert_path(lab))},
         "api": {"url": f"{edge_url(lab)}/api/v1", "internal_url": f"https://{loop}:{p.app}/api/v1"},
-        "idp": {"issuer": idp["issuer"], "kind": idp["kind"]},
+        "idp": {"issuer": idp["issuer"], "kind": idp["kind"], "version": idp["version"], "label": idp["label"]},
         "realm_export": str(realm_export_path(lab)),
         "services": services,
     }
@@ -125,8 +139,6 @@ def print_table(st: dict[str, Any], console: Console) -> None:
         state = "[green]up[/]" if s["up"] else "[red]down[/]"
         table.add_row(name, state, s.get("address", ""))
     console.print(table)
-    kind = st["idp"]["kind"]
-    note = " [yellow](stand-in: Keycloak could not be installed on this host)[/]" if kind == "stand-in" else ""
-    console.print(f"identity provider: {kind}{note}  issuer {st['idp']['issuer']}")
+    console.print(f"identity provider: {st['idp']['label']}  issuer {st['idp']['issuer']}")
     console.print(f"API: {st['api']['url']}   edge: {st['edge']['url']}   CA: {st['edge']['ca_cert']}")
     console.print(f"realm export: {st['realm_export']}")

@@ -1,4 +1,4 @@
-"""`lab token USER`: a real OAuth2 password grant against the lab's identity provider.
+"""`lab token USER`: a real OAuth2 password grant against Keycloak (over loopback HTTPS).
 
 The user's password was generated at provisioning (`<secrets>/users/<user>.password`, 0600); reading
 it needs the same privileges as provisioning did, which is the point: tokens are for the operator.
@@ -6,14 +6,13 @@ it needs the same privileges as provisioning did, which is the point: tokens are
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 
 from seclab.errors import LabError
 from seclab.labdef import LabDefinition
-from seclab.status import idp_info
+from seclab.status import idp_info, idp_verify
 
 
 def issuer(lab: LabDefinition) -> str:
@@ -36,17 +35,17 @@ def user_password(lab: LabDefinition, username: str) -> str:
 
 
 def user_totp(lab: LabDefinition, username: str) -> str | None:
-    """lab-admin must present a one-time code (realm OTP policy); the seed was generated at provisioning."""
+    """lab-admin must present a one-time code (Keycloak's direct-grant OTP step); the seed was generated
+    at provisioning and is the user's OTP credential in Keycloak."""
     if "lab-admin" not in lab.user(username).roles:
         return None
-    from seclab.idp import totp
+    from seclab.keycloak import totp
 
     path = Path(lab.paths.secrets) / "users" / f"{username}.totp"
     try:
-        seed = path.read_text().strip()
+        return totp.fresh_code(path)  # never a code already used: Keycloak refuses reuse (OTP policy)
     except OSError:
         raise LabError(f"{path} is missing: lab-admin tokens need the TOTP seed made by ./lab up") from None
-    return totp.code(seed, int(time.time()) // 30)
 
 
 def token_endpoint(lab: LabDefinition) -> str:
@@ -66,8 +65,11 @@ def get_access_token(lab: LabDefinition, username: str, timeout: float = 10.0) -
     if code is not None:
         form["totp"] = code
     url = token_endpoint(lab)
+    verify = idp_verify(lab)
+    if verify is False:  # a password never goes to a Keycloak this host cannot verify
+        raise LabError("the lab CA is missing (paths.pki/ca/ca-bundle.crt): run ./lab up first")
     try:
-        r = httpx.post(url, data=form, timeout=timeout)
+        r = httpx.post(url, data=form, timeout=timeout, verify=verify)
     except httpx.HTTPError as exc:
         raise LabError(f"identity provider unreachable at {url} ({exc.__class__.__name__}): is the lab up?") from None
     if r.status_code != 200:

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     oidc_issuer: str = "http://127.0.0.1:8180/realms/seclab"
     oidc_audience: str = "seclab-api"
     oidc_jwks_url: str | None = None
+    # The lab root that signs Keycloak's loopback HTTPS certificate: the JWKS is fetched verified
+    # (a forged key set would let anyone mint tokens: ASVS 4.0.3 V9.2.1). None: the system store.
+    oidc_ca_file: str | None = None
     oidc_leeway_s: int = 30
     oidc_jwks_min_refresh_s: float = 30.0
     trusted_proxies: str = "127.0.0.1"

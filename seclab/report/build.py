@@ -217,8 +217,10 @@ def identity_section(opts: Options) -> dict[str, Any]:
         return inp.not_run("identity", "status not collected")
     idp = st.get("idp", {})
     services = st.get("services", {})
-    return {"status": "ok", "kind": idp.get("kind", "unknown"), "issuer": idp.get("issuer"),
-            "stand_in": idp.get("kind") != "keycloak",
+    kind = idp.get("kind", "unknown")
+    label = idp.get("label") or (f"Keycloak {idp['version']}" if kind == "keycloak" and idp.get("version") else kind)
+    return {"status": "ok", "kind": kind, "issuer": idp.get("issuer"), "version": idp.get("version"),
+            "label": label, "stand_in": kind != "keycloak",
             "idp_up": bool(services.get("idp", {}).get("up")),
             "services": {k: bool(v.get("up")) for k, v in services.items()},
             "edge_url": st.get("edge", {}).get("url")}

@@ -44,7 +44,7 @@ MOZILLA_TLS12_SUITES = {
 @pytest.fixture(scope="module")
 def edge(lab, pki_dir: Path, upstreams: Upstreams) -> Iterator[EdgeInstance]:
     rd = run_dir("seclab-edge-")
-    conf = render_edge(lab, rd / "conf", pki_dir, edge_idp_upstream=f"unix:{upstreams.idp_socket}")
+    conf = render_edge(lab, rd / "conf", pki_dir, edge_idp_upstream=f"unix:{upstreams.idp_socket}", edge_idp_tls=False)
     inst = start_edge(conf)
     try:
         yield inst

@@ -141,7 +141,12 @@ def test_request_limits_from_the_lab_definition(tmp_path: Path, lab: LabDefiniti
 def test_routes_and_upstream_mtls(rendered: dict[str, str]) -> None:
     d = directives(rendered["nginx.conf"])
     assert "proxy_pass https://seclab_app/api/;" in d
-    assert "proxy_pass http://seclab_idp/realms/;" in d
+    # Keycloak over TLS on loopback, its certificate verified by name; the master realm never routed.
+    assert "proxy_pass https://seclab_idp/realms/;" in d and "proxy_pass https://seclab_idp/resources/;" in d
+    assert "location ^~ /realms/master/ {" in rendered["nginx.conf"]
+    idp = directives(rendered["snippets/seclab-proxy-idp.conf"])
+    assert "proxy_ssl_verify on;" in idp and "proxy_ssl_name idp;" in idp
+    assert not any(x.startswith("location /admin") for x in d)
     assert "server 127.0.0.1:8000;" in d and "server 127.0.0.1:8180;" in d
     assert "proxy_intercept_errors off;" in d
     joined = "\n".join(rendered.values())

@@ -1,5 +1,5 @@
-"""The keycloak and idp_standin roles: templates render with Ansible's own templating, every
-default is documented, and ansible-playbook --syntax-check accepts a play that uses both."""
+"""The keycloak role: templates render with Ansible's own templating, every default is documented,
+the archive is pinned by version and SHA-256, and ansible-playbook --syntax-check accepts the role."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
@@ -46,63 +45,84 @@ def _conf(text: str) -> dict[str, str]:
 PW = {"keycloak_db_password_raw": {"content": "c2VjcmV0LXB3"}}  # base64("secret-pw"), a test value
 
 
-def test_keycloak_conf_loopback_behind_the_edge() -> None:
+PW = {
+    "keycloak_db_password_raw": {"content": "c2VjcmV0LXB3"},  # base64("secret-pw"), a test value
+    "keycloak_bootstrap_secret_raw": {"content": "Ym9vdA=="},  # base64("boot")
+}
+
+
+def test_keycloak_conf_loopback_https_behind_the_edge() -> None:
     conf = _conf(_render("keycloak", "keycloak.conf.j2", **PW))
-    assert conf["http-host"] == "127.0.0.1"
-    assert conf["http-port"] == "8180"
+    assert conf["http-host"] == "127.0.0.1" and conf["http-management-host"] == "127.0.0.1"
+    # HTTPS only, with the lab `idp` certificate; no plain HTTP listener at all.
+    assert conf["http-enabled"] == "false" and conf["https-port"] == "8180"
+    assert conf["https-certificate-file"] == "/etc/seclab/pki/certs/idp.chain.crt"
+    assert conf["https-certificate-key-file"] == "/etc/seclab/pki/private/idp.key"
+    assert conf["http-management-port"] == "9000"
     # The issuer base is the edge URL: users reach Keycloak through the edge (lab.edge_url).
     assert conf["hostname"] == "https://localhost" and conf["hostname-strict"] == "true"
     assert conf["proxy-headers"] == "xforwarded" and conf["proxy-trusted-addresses"] == "127.0.0.1/32"
     assert conf["db"] == "postgres" and conf["db-url"].startswith("jdbc:postgresql://127.0.0.1:5432/keycloak?sslmode=verify-full&")
-    assert conf["db-password"] == "secret-pw"
+    assert "sslcert=/etc/seclab/pki/certs/keycloak.chain.crt" in conf["db-url"]
+    assert conf["db-password"] == "secret-pw" and conf["bootstrap-admin-client-secret"] == "boot"
     assert conf["health-enabled"] == conf["metrics-enabled"] == "true"
+    assert conf["log-console-output"] == "json"
     assert "{{" not in json.dumps(conf)
 
 
-def test_keycloak_conf_with_tls_disables_http() -> None:
-    conf = _conf(_render("keycloak", "keycloak.conf.j2", keycloak_tls_cert_file=trust_as_template("/p/idp.crt"),
-                         keycloak_tls_key_file=trust_as_template("/p/idp.key"), **PW))
-    assert conf["http-enabled"] == "false" and conf["https-port"] == "8180"
-    assert conf["https-certificate-file"] == "/p/idp.crt"
-
-
-@pytest.mark.parametrize("role", ["keycloak", "idp_standin"])
-def test_idp_record_is_json(role: str) -> None:
-    data = json.loads(_render(role, "idp.json.j2", idp_kind="stand-in", idp_issuer="http://127.0.0.1:8180/realms/seclab"))
-    assert data == {"kind": "stand-in", "issuer": "http://127.0.0.1:8180/realms/seclab", "realm": "seclab",
-                    "stand_in": True}
-
-
-def test_archive_comes_only_from_the_lab_definition() -> None:
-    """No download is attempted unless lab.yml names an archive: offline hosts and CI use the stand-in."""
+def test_build_options_are_the_ones_the_conf_repeats() -> None:
+    """`start --optimized` refuses a configuration whose build options differ from the build's."""
     defaults = yaml.safe_load((ROLES / "keycloak" / "defaults" / "main.yml").read_text())
-    lab = labdef.as_vars(labdef.load(labdef.DEFAULT_PATH))
-    templar = Templar(loader=DataLoader(), variables={**lab, **_trust(defaults)})
-    assert templar.template(trust_as_template("{{ keycloak_archive }}")) == ""
-    lab["lab"]["identity"]["keycloak_archive"] = "/srv/keycloak-26.0.7.tar.gz"
-    templar = Templar(loader=DataLoader(), variables={**lab, **_trust(defaults)})
-    assert templar.template(trust_as_template("{{ keycloak_archive }}")) == "/srv/keycloak-26.0.7.tar.gz"
+    conf = _conf(_render("keycloak", "keycloak.conf.j2", **PW))
+    for opt in defaults["keycloak_build_options"]:
+        key, value = opt.removeprefix("--").split("=", 1)
+        assert conf[key] == value, opt
 
 
-@pytest.mark.parametrize("role", ["keycloak", "idp_standin"])
-def test_every_default_has_a_comment(role: str) -> None:
-    lines = (ROLES / role / "defaults" / "main.yml").read_text().splitlines()
+def test_version_and_checksum_are_pinned_in_the_lab_definition() -> None:
+    lab = labdef.load(labdef.DEFAULT_PATH)
+    assert lab.identity.keycloak_version.startswith("26.") and len(lab.identity.keycloak_sha256) == 64
+    defaults = yaml.safe_load((ROLES / "keycloak" / "defaults" / "main.yml").read_text())
+    variables = {**labdef.as_vars(lab), **_trust(defaults)}
+    templar = Templar(loader=DataLoader(), variables=variables)
+    assert templar.template(trust_as_template("{{ keycloak_sha256 }}")) == lab.identity.keycloak_sha256
+    assert templar.template(trust_as_template("{{ keycloak_maven_artifact }}")) == (
+        f"org.keycloak:keycloak-quarkus-dist:{lab.identity.keycloak_version}:tar.gz")
+    assert templar.template(trust_as_template("{{ keycloak_archive }}")) == ""  # Maven Central by default
+    install = (ROLES / "keycloak" / "tasks" / "install.yml").read_text()
+    assert "keycloak_archive_stat.stat.checksum == keycloak_sha256" in install
+
+
+def test_every_default_has_a_comment() -> None:
+    lines = (ROLES / "keycloak" / "defaults" / "main.yml").read_text().splitlines()
     for i, line in enumerate(lines):
         if line and not line.startswith(("#", " ", "-")) and ":" in line:
             j = i - 1
             while j >= 0 and lines[j].startswith("#") is False and lines[j][:1].isalpha():
                 j -= 1  # consecutive variables share the comment above them
-            assert j >= 0 and lines[j].startswith("#"), f"{role}: {line.split(':')[0]} has no comment"
+            assert j >= 0 and lines[j].startswith("#"), f"keycloak: {line.split(':')[0]} has no comment"
 
 
-def test_syntax_check_of_a_play_with_both_roles(tmp_path: Path) -> None:
+def test_syntax_check_of_a_play_with_the_role(tmp_path: Path) -> None:
     play = tmp_path / "identity.yml"
     play.write_text(yaml.safe_dump([{
-        "name": "identity", "hosts": "localhost", "gather_facts": False,
-        "roles": [{"role": "keycloak"}, {"role": "idp_standin", "when": "seclab_idp_kind == 'stand-in'"}],
+        "name": "identity", "hosts": "localhost", "gather_facts": False, "roles": [{"role": "keycloak"}],
     }]))
     env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROLES), "ANSIBLE_CONFIG": str(ROOT / "playbooks" / "ansible.cfg")}
     bindir = Path(sys.executable).parent
     r = subprocess.run([str(bindir / "ansible-playbook"), "--syntax-check", "-i", "localhost,", str(play)],
                        env=env, capture_output=True, text=True, timeout=180, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_pulumi_keycloak_is_the_same_version_and_build() -> None:
+    """The Pulumi engine's Keycloak container: lab.yml's version, the role's build options."""
+    defaults = yaml.safe_load((ROLES / "keycloak" / "defaults" / "main.yml").read_text())
+    dockerfile = (ROOT / "iac" / "images" / "keycloak.Dockerfile").read_text()
+    env = dict(kv.split("=", 1) for line in dockerfile.splitlines() if line.startswith("ENV ")
+               for kv in line.split()[1:])
+    for opt in defaults["keycloak_build_options"]:
+        key, value = opt.removeprefix("--").split("=", 1)
+        assert env["KC_" + key.upper().replace("-", "_")] == value, opt
+    lab = labdef.load(labdef.DEFAULT_PATH)
+    assert f"keycloak:{lab.identity.keycloak_version}" in dockerfile

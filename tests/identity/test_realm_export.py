@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from argon2 import PasswordHasher
 
 from seclab import labdef
-from seclab.idp.keys import KeyStore
-from seclab.idp.provision import ProvisionError, provision
+from seclab.keycloak.provision import ProvisionError, probe_secret_path, provision
 from seclab.realm import REASONS, reasons_markdown, write_realm_export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,20 +120,22 @@ def test_reasons_are_in_the_docs() -> None:
 
 
 def test_provision_is_idempotent_and_refuses_weak_passwords(lab: labdef.LabDefinition, tmp_path: Path) -> None:
-    secrets_dir, state = tmp_path / "s", tmp_path / "state"
+    secrets_dir = tmp_path / "s"
     (secrets_dir / "users").mkdir(parents=True)
     for u in lab.users:
         (secrets_dir / "users" / f"{u.username}.password").write_text("0123456789abcdef0123-Aa1\n")
-    KeyStore(state / "keys", bits=2048).ensure()
-    cheap = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
     export = tmp_path / "data" / "realm" / "realm-export.json"
-    first = provision(lab, secrets_dir=secrets_dir, state_dir=state, realm_export=export, hasher=cheap)
-    assert first["changed"] and {"credentials", "realm-export", "totp:admin"} <= set(first["what"])
-    again = provision(lab, secrets_dir=secrets_dir, state_dir=state, realm_export=export, hasher=cheap)
+    first = provision(lab, secrets_dir=secrets_dir, realm_export=export)
+    assert first["changed"] and {"realm-export", "totp:admin", "client-secret:seclab-probe"} <= set(first["what"])
+    again = provision(lab, secrets_dir=secrets_dir, realm_export=export)
     assert again == {"changed": False, "what": []}
-    for f in [state / "credentials.json", export, secrets_dir / "users" / "admin.totp"]:
+    for f in [export, secrets_dir / "users" / "admin.totp", probe_secret_path(secrets_dir)]:
         assert f.stat().st_mode & 0o777 == 0o600, f
-    assert "0123456789abcdef" not in (state / "credentials.json").read_text()  # hashes, not passwords
+    users = {u["username"]: u for u in json.loads(export.read_text())["users"]}
+    assert users["alice"]["credentials"] == [{"type": "password", "value": "0123456789abcdef0123-Aa1", "temporary": False}]
+    otp = next(c for c in users["admin"]["credentials"] if c["type"] == "otp")
+    seed = (secrets_dir / "users" / "admin.totp").read_text().strip()
+    assert json.loads(otp["secretData"]) == {"value": seed} and users["admin"]["requiredActions"] == []
     (secrets_dir / "users" / "alice.password").write_text("alice")
     with pytest.raises(ProvisionError, match="length"):
-        provision(lab, secrets_dir=secrets_dir, state_dir=state, hasher=cheap)
+        provision(lab, secrets_dir=secrets_dir, realm_export=export)

@@ -15,7 +15,7 @@ from monitoring import render
 
 from .support import MONITORING
 
-JOBS = {"app", "node", "postgres", "redis", "nginx", "prometheus", "alertmanager"}
+JOBS = {"app", "node", "postgres", "redis", "nginx", "prometheus", "alertmanager", "keycloak"}
 
 
 def _host(address: str) -> str:
@@ -39,6 +39,10 @@ def test_every_scrape_target_is_loopback(rendered: Path, lab_vars: dict[str, Any
     assert jobs["app"]["static_configs"][0]["targets"] == [f"127.0.0.1:{lab_vars['lab']['ports']['app']}"]
     assert jobs["app"]["metrics_path"] == "/metrics" and jobs["app"]["scheme"] == "http"
     assert doc["rule_files"] == ["rules/*.yml"]
+    # Keycloak's metrics: HTTPS, its certificate verified against the lab root by name.
+    kc = jobs["keycloak"]
+    assert kc["scheme"] == "https" and kc["tls_config"]["server_name"] == "idp"
+    assert kc["static_configs"][0]["targets"] == [f"127.0.0.1:{lab_vars['lab']['ports']['idp_management']}"]
 
 
 def test_ports_follow_the_lab_definition(tmp_path: Path, lab_vars: dict[str, Any]) -> None:

@@ -90,7 +90,7 @@ def test_programs_match_the_playbooks() -> None:
         "redis": role_defaults("redis")["redis_process_name"],
         "worker": role_defaults("worker")["worker_process_name"],
         "flower": role_defaults("worker")["worker_flower_process_name"],
-        "idp": role_defaults("idp_standin")["idp_standin_process_name"],
+        "idp": role_defaults("keycloak")["keycloak_process_name"],
         "llama": role_defaults("llama")["llama_process_name"],
         "prometheus": role_defaults("monitoring")["monitoring_process_names"]["prometheus"],
         "redis-exporter": role_defaults("monitoring")["monitoring_process_names"]["redis"],

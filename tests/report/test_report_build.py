@@ -160,10 +160,11 @@ def test_unreadable_input_is_not_run(tmp_path: Path) -> None:
 
 
 def test_keycloak_is_not_called_stand_in(tmp_path: Path) -> None:
-    status = dict(STAND_IN_STATUS, idp={"issuer": "https://localhost/realms/seclab", "kind": "keycloak"})
+    status = dict(STAND_IN_STATUS, idp={"issuer": "https://localhost/realms/seclab", "kind": "keycloak",
+                                        "version": "26.7.3"})
     build(Options(out=tmp_path, run_compliance=False, run_lynis=False, identity=status))
     html = (tmp_path / "index.html").read_text()
-    assert "STAND-IN" not in html and "Identity provider: keycloak" in html
+    assert "STAND-IN" not in html and "Identity provider: Keycloak 26.7.3" in html
 
 
 def test_performance_steps_and_max_users(built: tuple[Path, dict[str, Any]]) -> None:

@@ -48,11 +48,13 @@ def test_status_json_has_the_architecture_keys(tmp_path: Path) -> None:
     st = status.collect(lab)
     assert set(st) >= {"edge", "api", "idp", "realm_export", "services"}
     assert set(st["edge"]) >= {"url", "ca_cert"} and st["edge"]["ca_cert"].startswith(str(tmp_path))
-    assert st["idp"]["kind"] in ("keycloak", "stand-in")
+    assert st["idp"]["kind"] == "keycloak" and st["idp"]["label"] == f"Keycloak {lab.identity.keycloak_version}"
     assert {"postgres", "redis", "app", "idp", "edge"} <= set(st["services"])
     assert all(st["services"][name]["up"] is False for name in ("postgres", "redis", "app", "idp"))
-    (tmp_path / "idp.json").write_text(json.dumps({"kind": "keycloak", "issuer": "https://kc/realms/seclab"}))
-    assert status.collect(lab)["idp"] == {"issuer": "https://kc/realms/seclab", "kind": "keycloak"}
+    (tmp_path / "idp.json").write_text(json.dumps({"kind": "keycloak", "version": "26.7.3",
+                                                   "issuer": "https://kc/realms/seclab"}))
+    assert status.collect(lab)["idp"] == {"issuer": "https://kc/realms/seclab", "kind": "keycloak",
+                                          "version": "26.7.3", "label": "Keycloak 26.7.3"}
 
 
 @pytest.mark.parametrize("engine", ["terraform"])

@@ -1,8 +1,9 @@
-"""The realm's password policy, checked at provisioning before a password is hashed.
+"""The realm's password policy, checked at provisioning before a password reaches Keycloak.
 
-Keycloak checks its policy when a password is set; the stand-in gets its passwords from generated
-files, so `init` checks them against the same policy string (realm export `passwordPolicy`) and
-refuses a weak one instead of serving it. Ref: ASVS 4.0.3 V2.1.1, V2.1.2.
+Keycloak checks its policy when a password is set through the admin API but not when a realm is
+imported; the lab's passwords come from generated files, so provisioning checks them against the same
+policy string (realm export `passwordPolicy`) and refuses a weak one with a clear message instead of
+importing it. Ref: ASVS 4.0.3 V2.1.1, V2.1.2.
 """
 
 from __future__ import annotations
