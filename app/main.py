@@ -30,6 +30,7 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.ratelimit import RateLimiter
 from app.core.security import JwksCache, TokenValidator
 from app.db.connect import app_credentials
+from app.db.pools import TenantPools
 from app.worker.dlq import DlqDepthCollector
 from seclab.labdef import LabDefinition
 
@@ -43,8 +44,8 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
                 "engine": "tortoise.backends.asyncpg",
                 "credentials": {
                     **app_credentials(settings),
-                    "minsize": 1,
-                    "maxsize": settings.db_pool_max,
+                    "minsize": 0,
+                    "maxsize": 2,
                     "server_settings": {"application_name": "seclab-app"},
                 },
             }
@@ -172,10 +173,14 @@ def create_app(
         finally:
             _current_context.reset(token)
         app.state.orm = orm
+        # Tenant data only through the tenant's own login (app/db/pools.py); the "default" connection
+        # above is the catalog login seclab_app, which reaches no tenant schema (readiness only).
+        app.state.tenant_pools = TenantPools(s, application_name="seclab-app")
         log.info("seclab api started", extra={"event.action": "startup"})
         try:
             yield
         finally:
+            await app.state.tenant_pools.close()
             await orm.close_connections()
             release_dlq_client(dlq_redis)
             dlq_redis.close()

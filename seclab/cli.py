@@ -43,6 +43,8 @@ def _mount_subapps() -> None:
         ("model", "seclab.commands.model"),
         ("audit", "seclab.commands.audit"),
         ("waf", "seclab.commands.waf"),
+        ("backup", "seclab.commands.backup"),
+        ("tenant", "seclab.commands.tenant"),
     ]:
         try:
             mod = importlib.import_module(module)
@@ -51,6 +53,8 @@ def _mount_subapps() -> None:
                 continue
             raise
         cli.add_typer(mod.app, name=name)
+        if name == "backup":  # `lab restore` lives beside `lab backup` (one module: pgBackRest)
+            cli.add_typer(mod.restore_app, name="restore")
     # Top-level verbs that live in their own module (attack, report, password): each exposes register(cli).
     for module in ("seclab.commands.attack", "seclab.commands.report", "seclab.commands.password"):
         try:
@@ -103,6 +107,10 @@ def up(
         raise LabError(f"unknown engine {engine!r}: use ansible or pulumi")
     from seclab.engines import ansible_engine
 
+    if not lab.hardening.os:
+        console.print("[bold red]WARNING[/]: OS hardening is OFF (lab.yml hardening.os: false): this host keeps the "
+                      "image's kernel parameters, PAM and setuid files; `./lab verify` fails the Linux baseline.",
+                      highlight=False)
     with console.status("provisioning with Ansible...") as status:
 
         def on_event(event: str) -> None:

@@ -182,6 +182,24 @@ class Performance(_Strict):
         return v
 
 
+class Hardening(_Strict):
+    os: bool = Field(
+        default=True,
+        description="run the os_hardening role on lab hosts (issue 18); false leaves the host as the image "
+                    "shipped it, and `lab up`, `lab verify` and the report say so",
+    )
+
+
+class Backup(_Strict):
+    """PostgreSQL backups with pgBackRest (playbooks/roles/postgresql/tasks/backup.yml, `lab backup|restore`)."""
+
+    repository: str = Field(default="/var/lib/pgbackrest", description="pgBackRest repository (encrypted)")
+    full_every_hours: int = Field(default=24, ge=1, description="a full backup when the last is older")
+    incremental_every_minutes: int = Field(default=60, ge=5, description="incremental backups in between")
+    retention_full: int = Field(default=2, ge=1, le=50, description="full backups kept (with their WAL)")
+    alert_after_minutes: int = Field(default=150, ge=10, description="alert when the last good backup is older")
+
+
 class LabDefinition(_Strict):
     name: str = Field(default="seclab", pattern=NAME_RE)
     tenants: list[Tenant] = Field(min_length=1)
@@ -194,6 +212,8 @@ class LabDefinition(_Strict):
     pki: Pki = Pki()
     ai: AI = AI()
     performance: Performance = Performance()
+    hardening: Hardening = Hardening()
+    backup: Backup = Backup()
 
     @model_validator(mode="before")
     @classmethod

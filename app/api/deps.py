@@ -19,7 +19,7 @@ from app.core.problems import Problem
 from app.core.ratelimit import RateLimiter, client_address
 from app.core.security import TENANT_RE, Principal, get_principal, require_role
 from app.db.connect import connect_owner
-from app.db.tenancy import tenant_transaction
+from app.db.pools import DatabaseUnavailable, TenantPools, UnknownTenant, orm_transaction
 from seclab.labdef import LabDefinition
 
 log = logging.getLogger("seclab.app")
@@ -115,7 +115,10 @@ async def _enter(cm: AbstractAsyncContextManager[Any]) -> Any:
     """Open a tenant transaction; a database that cannot be reached is 503, a tenant that is gone 403."""
     try:
         return await cm.__aenter__()
-    except (DBConnectionError, OSError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except UnknownTenant:
+        # Unknown or removed tenant: its login role is gone.
+        raise Problem(403, "forbidden", "unknown tenant") from None
+    except (DatabaseUnavailable, DBConnectionError, OSError, asyncpg.InterfaceError, TimeoutError) as exc:
         log.warning("database unavailable", extra={"error.type": type(exc).__name__})
         raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
     except (OperationalError, asyncpg.PostgresError) as exc:
@@ -135,12 +138,12 @@ def _tenant_of(principal: Principal) -> str:
 
 
 async def tenant_db(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> AsyncIterator[Any]:
-    """The request's one transaction, already under SET LOCAL ROLE/search_path of the caller's tenant.
+    """The request's one transaction, on a connection logged in as the caller's tenant role (app/db/pools.py).
 
     Exits (commit or rollback) before the response is sent (scope="function"), so a 201 is never
     returned for a write that did not commit.
     """
-    cm = tenant_transaction(request.app.state.orm, _tenant_of(principal))
+    cm = orm_transaction(request.app.state.orm, request.app.state.tenant_pools, _tenant_of(principal))
     tx = await _enter(cm)
     try:
         yield tx
@@ -157,16 +160,17 @@ class TenantTransactions:
     Why: the message route enqueues the worker's task only after the pending message is committed
     (a worker must never look for a row that is not visible yet), and its `Prefer: wait` polling must
     not hold a pooled connection while it sleeps. Each `async with txs() as db:` is one transaction
-    under `SET LOCAL ROLE tenant_<t>` like `tenant_db`; a failed commit is a 503, never a 500.
+    on the tenant's own login like `tenant_db`; a failed commit is a 503, never a 500.
     """
 
-    def __init__(self, orm: Any, tenant: str) -> None:
+    def __init__(self, orm: Any, pools: TenantPools, tenant: str) -> None:
         self._orm = orm
+        self._pools = pools
         self.tenant = tenant
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[Any]:
-        cm = tenant_transaction(self._orm, self.tenant)
+        cm = orm_transaction(self._orm, self._pools, self.tenant)
         tx = await _enter(cm)
         try:
             yield tx
@@ -176,7 +180,8 @@ class TenantTransactions:
             return
         try:
             await cm.__aexit__(None, None, None)
-        except (DBConnectionError, OperationalError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (DatabaseUnavailable, DBConnectionError, OperationalError, OSError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as exc:
             log.warning("commit failed", extra={"error.type": type(exc).__name__})
             raise Problem(503, "upstream-unavailable", "the database is unavailable") from None
 
@@ -184,7 +189,7 @@ class TenantTransactions:
 async def tenant_transactions(
     request: Request, principal: Annotated[Principal, Depends(get_principal)]
 ) -> TenantTransactions:
-    return TenantTransactions(request.app.state.orm, _tenant_of(principal))
+    return TenantTransactions(request.app.state.orm, request.app.state.tenant_pools, _tenant_of(principal))
 
 
 TenantDB = Annotated[Any, Depends(tenant_db, scope="function")]

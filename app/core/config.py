@@ -14,7 +14,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from seclab.labdef import LabDefinition
@@ -51,7 +51,13 @@ class Settings(BaseSettings):
     db_sslcert: str | None = None
     db_sslkey: str | None = None
     db_sslrootcert: str | None = None
-    db_pool_max: int = 10
+    # Per-tenant login roles (app/db/pools.py): the key each tenant's password derives from, and the
+    # bounds of the per-tenant pools (lazily made, min 0, closed when idle) and of each role's sessions.
+    db_tenant_key_file: str | None = None
+    db_tenant_pool_max: int = Field(default=4, ge=1, le=50)
+    db_tenant_pools_max: int = Field(default=64, ge=1, le=10000)
+    db_tenant_pool_idle_s: float = Field(default=60.0, ge=1.0)
+    db_tenant_connection_limit: int = Field(default=20, ge=1, le=1000)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_user: str | None = None
     redis_password_file: str | None = None
@@ -104,6 +110,9 @@ class Settings(BaseSettings):
 
     def db_password(self) -> SecretStr | None:
         return read_secret_file(self.db_password_file)
+
+    def db_tenant_key(self) -> SecretStr | None:
+        return read_secret_file(self.db_tenant_key_file)
 
     def db_owner_password(self) -> SecretStr | None:
         return read_secret_file(self.db_owner_password_file)

@@ -1,11 +1,14 @@
-"""The worker's PostgreSQL `ReplyStore` (contract in app/worker/store.py), under the tenant roles.
+"""The worker's PostgreSQL `ReplyStore` (contract in app/worker/store.py), on the tenant logins.
 
-Why raw asyncpg here and Tortoise in the API: the worker needs four statements and a pool that
-belongs to its own event loop (one per worker process, created lazily after the prefork); the SQL is
-the contract, so it is written out. Every method runs in ONE transaction that starts with
-`SET LOCAL ROLE tenant_<t>; SET LOCAL search_path TO tenant_<t>`, exactly like an API request, so a
-worker bug cannot read or write another tenant's rows (OWASP API1:2023; ASVS 4.0.3 V4.1.3 least
-privilege). The login role is the app's NOINHERIT `seclab_app`.
+One data-access path with the API: every method runs in ONE transaction of `TenantPools.transaction`
+(app/db/pools.py), a connection logged in AS `tenant_<t>`, exactly like an API request, so a worker bug
+cannot read or write another tenant's rows (OWASP API1:2023; ASVS 4.0.3 V4.1.3 least privilege).
+
+Why raw SQL on the asyncpg connection here and Tortoise models in the API (the paragraph issue 12
+step 6 asks for): the worker needs five statements whose exact form IS the idempotency contract
+(the check-and-set below); spelled out in SQL they are reviewable as such, while the ORM would hide
+the `RETURNING` and the row lock. Both sides get their connection, and so their tenant, from the
+same pools; only the query layer above differs.
 
 `save_reply` is the idempotency of the whole pipeline: one check-and-set
 `UPDATE … SET status='answered' WHERE id=$1 AND status IN ('pending','failed') RETURNING` and the
@@ -16,9 +19,8 @@ status changed and stores nothing); the unique index `messages_one_reply` (0002)
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -27,8 +29,8 @@ from app.ai.gateway import GatewayResult
 from app.ai.providers.base import ChatMessage
 from app.core.config import Settings
 from app.db.audit import canonical_detail
-from app.db.connect import app_credentials
-from app.db.tenancy import TenantNameError, quote_ident, tenant_ident
+from app.db.pools import DatabaseUnavailable, TenantPools, UnknownTenant
+from app.db.tenancy import TenantNameError
 from app.worker.store import PendingMessage
 
 log = logging.getLogger("seclab.worker.store")
@@ -37,64 +39,30 @@ HISTORY_LEN = 20
 WORKER_ACTOR = "seclab-worker"
 
 
-class DatabaseUnavailable(Exception):
-    """PostgreSQL could not be reached (refused, reset, timeout): transient, so the task is retried.
-
-    `dlq_category` tells `app.worker.dlq.categorize` what this is: a bare OSError would otherwise be
-    `unknown` and dead-lettered at once, although the database is just restarting."""
-
-    dlq_category = "database"
-
-
-# The tenant roles the login role may SET ROLE to: exactly the tenants this store can serve. Written
-# by `ensure_tenant` in the same transaction as the registry row (lab.tenants) and removed with it by
-# `drop_tenant`, so tenants created later (admin API, `python -m app.db.admin create-tenant`) are
-# included. Read from pg_catalog: the registry's schema `lab` (with the lab audit log) stays owner-only
-# (OWASP ASVS 4.0.3 V4.1.3 least privilege).
-TENANT_ROLES_SQL = (
-    "SELECT substr(r.rolname, 8) AS name FROM pg_auth_members m"
-    " JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member"
-    " WHERE u.rolname = current_user AND r.rolname ~ '^tenant_[a-z][a-z0-9_]{1,30}$'"
-    " ORDER BY 1"
-)
+__all__ = ["DatabaseUnavailable", "PgReplyStore", "make_reply_store"]
 
 
 class PgReplyStore:
-    """`ReplyStore` over an asyncpg pool.
+    """`ReplyStore` over the tenant pools.
 
-    `tenants`: the tenants the sweeper visits; default every tenant known to the database (see
-    `TENANT_ROLES_SQL`), not only those of lab.yml."""
+    `tenants`: the tenants the sweeper visits; default every tenant with a login role
+    (`TenantPools.known_tenants`), not only those of lab.yml."""
 
-    def __init__(self, pool: asyncpg.Pool, tenants: Callable[[], Awaitable[list[str]]] | None = None, *,
+    def __init__(self, pools: TenantPools, tenants: Callable[[], Awaitable[list[str]]] | None = None, *,
                  history_len: int = HISTORY_LEN) -> None:
-        self._pool = pool
+        self._pools = pools
         self._tenants = tenants or self.known_tenants
         self._history_len = history_len
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self._pools.close()
 
     async def known_tenants(self) -> list[str]:
-        """Every tenant whose role the login role is a member of, sorted."""
-        try:
-            async with self._pool.acquire() as conn:
-                rows = await conn.fetch(TENANT_ROLES_SQL)
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError) as exc:
-            raise DatabaseUnavailable(type(exc).__name__) from None
-        return [r["name"] for r in rows]
+        return await self._pools.known_tenants()
 
-    @asynccontextmanager
-    async def _tx(self, tenant: str) -> AsyncIterator[asyncpg.Connection]:
-        q = quote_ident(tenant_ident(tenant))  # TenantNameError (ValueError): validation, not retried
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                # SET LOCAL ends with the transaction: a pooled connection never keeps a tenant's role.
-                await conn.execute(f"SET LOCAL ROLE {q}; SET LOCAL search_path TO {q}")
-                yield conn
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError) as exc:
-            raise DatabaseUnavailable(type(exc).__name__) from None
+    def _tx(self, tenant: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """TenantNameError (ValueError): validation, not retried; DatabaseUnavailable: retried."""
+        return self._pools.transaction(tenant)
 
     async def load_pending(self, tenant: str, message_id: UUID) -> PendingMessage | None:
         async with self._tx(tenant) as conn:
@@ -169,22 +137,15 @@ class PgReplyStore:
                         " AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
                         float(older_than_s), limit - len(out),
                     )
-            except (TenantNameError, asyncpg.PostgresError) as exc:  # e.g. a tenant not provisioned yet
+            except (TenantNameError, UnknownTenant, asyncpg.PostgresError) as exc:  # e.g. a tenant just removed
                 log.warning("sweeper skipped a tenant", extra={"tenant": tenant, "error": type(exc).__name__})
                 continue
             out += [(tenant, r["id"]) for r in rows]
         return out
 
 
-async def create_pool(settings: Settings, *, max_size: int = 4) -> asyncpg.Pool:
-    """min_size=0: the worker starts (and keeps consuming) while PostgreSQL is down; tasks retry."""
-    creds: dict[str, Any] = app_credentials(settings)
-    return await asyncpg.create_pool(
-        **creds, min_size=0, max_size=max_size, timeout=5, command_timeout=30,
-        server_settings={"application_name": "seclab-worker"},
-    )
-
-
 async def make_reply_store(settings: Settings) -> PgReplyStore:
-    """The production store: the sweeper visits every tenant the database knows, lab.yml's and later ones."""
-    return PgReplyStore(await create_pool(settings))
+    """The production store: the sweeper visits every tenant the database knows, lab.yml's and later ones.
+
+    Per worker process (its own event loop): at most `db_tenant_pool_max` connections per tenant."""
+    return PgReplyStore(TenantPools(settings, application_name="seclab-worker"))

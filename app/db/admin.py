@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
-import secrets
 import sys
 from typing import Any
 
@@ -27,33 +23,8 @@ import asyncpg
 from app.core.config import Settings, load_settings
 from app.db import tenancy
 from app.db.connect import connect_owner
+from app.db.scram import scram_matches, scram_verifier
 from app.db.tenancy import quote_ident
-
-SCRAM_ITERATIONS = 4096
-
-
-def scram_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
-    """PostgreSQL's SCRAM-SHA-256 verifier format (RFC 5802/7677)."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    b64 = lambda b: base64.b64encode(b).decode()
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def scram_matches(verifier: str | None, password: str) -> bool:
-    """Whether an existing verifier was made from `password` (keeps bootstrap idempotent)."""
-    if not verifier or not verifier.startswith("SCRAM-SHA-256$"):
-        return False
-    try:
-        head, _keys = verifier[len("SCRAM-SHA-256$"):].split("$", 1)
-        iterations_s, salt_b64 = head.split(":", 1)
-        expected = scram_verifier(password, base64.b64decode(salt_b64), int(iterations_s))
-    except ValueError:
-        return False
-    return hmac.compare_digest(expected, verifier)
 
 
 def _emit(result: dict[str, Any]) -> None:
@@ -82,6 +53,15 @@ async def bootstrap(
                 actions.append(f"set password {role}")
             else:
                 await conn.execute(f"ALTER ROLE {quote_ident(role)} {attrs}")
+        # Marker group of the tenant login roles (pg_hba `+seclab_tenants`); it holds no privilege.
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", tenancy.TENANTS_GROUP):
+            await conn.execute(f"CREATE ROLE {quote_ident(tenancy.TENANTS_GROUP)} NOLOGIN NOINHERIT")
+            actions.append(f"create role {tenancy.TENANTS_GROUP}")
+        # The owner ends a removed tenant's sessions (tenancy.drop_tenant); pg_signal_backend cannot
+        # signal a superuser's backend (PostgreSQL 15 docs 22.5), so this is all it can stop.
+        if not await conn.fetchval("SELECT pg_has_role($1, 'pg_signal_backend', 'MEMBER')", owner):
+            await conn.execute(f"GRANT pg_signal_backend TO {quote_ident(owner)}")
+            actions.append(f"grant pg_signal_backend to {owner}")
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname):
             await conn.execute(f"CREATE DATABASE {quote_ident(dbname)} OWNER {quote_ident(owner)} ENCODING 'UTF8'")
             actions.append(f"create database {dbname}")
@@ -109,6 +89,7 @@ async def bootstrap(
 
 async def sync(settings: Settings) -> list[str]:
     lab = settings.load_lab()
+    login = tenancy.TenantLogin.from_settings(settings)
     conn = await connect_owner(settings)
     try:
         actions = []
@@ -116,7 +97,7 @@ async def sync(settings: Settings) -> list[str]:
             actions += await tenancy.ensure_lab_schema(conn)
         for name in lab.tenant_names():
             async with conn.transaction():
-                actions += await tenancy.ensure_tenant(conn, name, settings.db_user)
+                actions += await tenancy.ensure_tenant(conn, name, login)
         return actions
     finally:
         await conn.close()
@@ -159,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "sync":
             actions = asyncio.run(sync(settings))
         elif args.cmd == "create-tenant":
-            actions = asyncio.run(_with_owner(settings, tenancy.create_tenant, args.name, "cli", settings.db_user))
+            actions = asyncio.run(_with_owner(settings, tenancy.create_tenant, args.name, "cli",
+                                                  tenancy.TenantLogin.from_settings(settings)))
         elif args.cmd == "delete-tenant":
-            actions = asyncio.run(_with_owner(settings, tenancy.delete_tenant, args.name, "cli", settings.db_user))
+            actions = asyncio.run(_with_owner(settings, tenancy.delete_tenant, args.name, "cli",
+                                                  tenancy.TenantLogin.from_settings(settings)))
         else:
             tables, brk = asyncio.run(_with_owner(settings, tenancy.verify_all))
             if brk is not None:

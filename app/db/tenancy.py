@@ -1,22 +1,26 @@
-"""Schema-and-role per tenant: DDL as seclab_owner, and the per-request tenant transaction.
+"""Schema-and-login-role per tenant: names, login secrets and DDL as seclab_owner.
 
-Why both a schema and a role: `SET LOCAL ROLE tenant_x` makes PostgreSQL itself refuse any row of
-another tenant, so a bug or an injection in the app cannot cross tenants (OWASP API1:2023 broken
-object level authorization, ASVS 4.0.3 V4.2.1). The app's login role seclab_app is NOINHERIT:
-without SET ROLE it reaches no tenant data at all.
+Why both a schema and a role, and why the role logs in itself: a session of `tenant_x` makes
+PostgreSQL refuse any row of another tenant, and since it is the SESSION user no SQL inside it can
+switch to another tenant's role (SET ROLE is checked against the session user): a bug or an
+injection in the app cannot cross tenants (OWASP API1:2023 BOLA, ASVS 4.0.3 V4.2.1). The pools that
+log in as the tenant roles are app/db/pools.py. The app's catalog login seclab_app is NOINHERIT and a
+member of no tenant role: it reaches no tenant data at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import hmac
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, ConfigDict
 
+from app.core.config import Settings
 from app.db.audit import AuditRow, ChainBreak, canonical_detail, verify_chain
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
@@ -25,6 +29,12 @@ LAB_SCHEMA = "lab"
 APP_ROLE_DEFAULT = "seclab_app"
 CHAT_TABLES = ("conversations", "messages")
 AUDIT_TABLE = "audit_log"
+# Marker group of the tenant login roles: pg_hba admits `+seclab_tenants`; it holds no privilege.
+TENANTS_GROUP = "seclab_tenants"
+# Sessions one tenant may hold at once (pools of the API processes and the worker), so a busy tenant
+# cannot take every connection of the server (OWASP API4:2023 unrestricted resource consumption).
+CONNECTION_LIMIT_DEFAULT = 20
+KEY_CONTEXT = b"seclab/tenant-login/v1/"
 
 
 class TenantNameError(ValueError):
@@ -38,32 +48,21 @@ def tenant_ident(name: str) -> str:
     return f"tenant_{name}"
 
 
+def tenant_password(key: bytes, tenant: str) -> str:
+    """The tenant's login password: 64 hex characters, HMAC-SHA256 of its role name under the one
+    provisioning-generated key, so each tenant has its own SCRAM secret and none is stored per tenant."""
+    return hmac.new(key, KEY_CONTEXT + tenant_ident(tenant).encode(), hashlib.sha256).hexdigest()
+
+
+def login_fingerprint(key: bytes, tenant: str) -> str:
+    """What `lab.tenants` records of the login secret: shows whether the role's password is current
+    (key rotated, role made before this design) without storing or re-deriving the password there."""
+    return hmac.new(key, b"fingerprint/" + tenant_ident(tenant).encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def quote_ident(ident: str) -> str:
     """Quote a validated identifier (defence in depth: the name was already checked by NAME_RE)."""
     return '"' + ident.replace('"', '""') + '"'
-
-
-# ---------------------------------------------------------------- per-request transaction (Tortoise)
-
-
-@asynccontextmanager
-async def tenant_transaction(orm: Any, tenant: str) -> AsyncIterator[Any]:
-    """One transaction, switched to the tenant's role and schema before anything else runs.
-
-    `orm` is the app's TortoiseContext; yields the transaction client for `using_db=`.
-    SET LOCAL ends with the transaction, so a pooled connection never keeps a tenant's role.
-    """
-    from tortoise.context import _current_context  # per-task, unlike TortoiseContext.__enter__'s shared token
-
-    q = quote_ident(tenant_ident(tenant))
-    token = _current_context.set(orm)
-    try:
-        conn = orm.connections.get("default")
-        async with conn._in_transaction() as tx:
-            await tx.execute_script(f"SET LOCAL ROLE {q}; SET LOCAL search_path TO {q}")
-            yield tx
-    finally:
-        _current_context.reset(token)
 
 
 # ---------------------------------------------------------------- migrations
@@ -131,21 +130,65 @@ async def ensure_lab_schema(conn: asyncpg.Connection) -> list[str]:
     return actions
 
 
-async def ensure_tenant(conn: asyncpg.Connection, name: str, app_role: str = APP_ROLE_DEFAULT) -> list[str]:
-    """Role, schema, grants, membership and migrations for one tenant; returns what changed."""
+class TenantLogin(BaseModel):
+    """What the owner needs to make a tenant's login role: the key its password derives from
+    (app/db/pools.py), the role that must NOT be a member (the app's catalog login), the session cap."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: bytes
+    app_role: str = APP_ROLE_DEFAULT
+    connection_limit: int = CONNECTION_LIMIT_DEFAULT
+    database: str = "seclab"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TenantLogin:
+        secret = settings.db_tenant_key()
+        if secret is None:
+            raise RuntimeError("SECLAB_DB_TENANT_KEY_FILE is not set: tenant logins cannot be made")
+        return cls(key=secret.get_secret_value().encode(), app_role=settings.db_user,
+                   connection_limit=settings.db_tenant_connection_limit, database=settings.db_name)
+
+
+async def _login_snapshot(conn: asyncpg.Connection, ident: str) -> tuple[Any, ...]:
+    row = await conn.fetchrow(
+        "SELECT rolcanlogin, rolinherit, rolconnlimit, rolconfig::text FROM pg_roles WHERE rolname = $1", ident)
+    member = await conn.fetchval(
+        "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
+        " JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = $1 AND g.rolname = $2", ident, TENANTS_GROUP)
+    return (tuple(row) if row else None, member)
+
+
+async def ensure_tenant(conn: asyncpg.Connection, name: str, login: TenantLogin) -> list[str]:
+    """Login role, schema, grants and migrations for one tenant; returns what changed."""
+    from app.db.scram import scram_verifier
+
     ident = tenant_ident(name)
     q = quote_ident(ident)
+    app_role = login.app_role
     actions: list[str] = []
+    created = False
     if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", ident):
-        await conn.execute(f"CREATE ROLE {q} NOLOGIN NOINHERIT")
+        # NOINHERIT: membership in the marker group grants nothing; a password only as a SCRAM verifier.
+        verifier = scram_verifier(tenant_password(login.key, name))
+        await conn.execute(f"CREATE ROLE {q} LOGIN NOINHERIT PASSWORD '{verifier}'")
         actions.append(f"create role {ident}")
+        created = True
     if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", ident):
         await conn.execute(f"CREATE SCHEMA {q}")  # owned by the connected role, seclab_owner
         actions.append(f"create schema {ident}")
     actions += await apply_migrations(conn, ident)
-    before = await _privilege_snapshot(conn, ident, ident, app_role)
+    before = (await _privilege_snapshot(conn, ident, ident, app_role), await _login_snapshot(conn, ident),
+              await conn.fetchval("SELECT datacl::text FROM pg_database WHERE datname = current_database()"))
     tables = ", ".join(f"{q}.{quote_ident(t)}" for t in CHAT_TABLES)
     audit = f"{q}.{quote_ident(AUDIT_TABLE)}"
+    # (CREATE ROLE's defaults are NOCREATEDB NOCREATEROLE NOREPLICATION NOSUPERUSER, and only a superuser
+    # may even name the replication attribute: the owner cannot grant them, tests check the result.)
+    await conn.execute(f"ALTER ROLE {q} LOGIN NOINHERIT CONNECTION LIMIT {int(login.connection_limit)}")
+    # The session lands in its own schema; a later `SET search_path` finds nothing it may use elsewhere.
+    await conn.execute(f"ALTER ROLE {q} SET search_path TO {q}")
+    await conn.execute(f"GRANT {quote_ident(TENANTS_GROUP)} TO {q}")
+    await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(login.database)} TO {q}")
     await conn.execute(f"REVOKE ALL ON SCHEMA {q} FROM PUBLIC")
     await conn.execute(f"GRANT USAGE ON SCHEMA {q} TO {q}")
     await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {q} FROM {q}")
@@ -153,30 +196,56 @@ async def ensure_tenant(conn: asyncpg.Connection, name: str, app_role: str = APP
     # Append-only for the app (ASVS 4.0.3 V7.3.3): INSERT and SELECT, never UPDATE/DELETE/TRUNCATE.
     await conn.execute(f"GRANT SELECT, INSERT ON {audit} TO {q}")
     await conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {q} TO {q}")
-    await conn.execute(f"GRANT {q} TO {quote_ident(app_role)}")
-    after = await _privilege_snapshot(conn, ident, ident, app_role)
+    # The shared login of the design before per-tenant logins: membership would let it SET ROLE here.
+    if await conn.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", app_role, ident):
+        await conn.execute(f"REVOKE {q} FROM {quote_ident(app_role)}")
+    after = (await _privilege_snapshot(conn, ident, ident, app_role), await _login_snapshot(conn, ident),
+             await conn.fetchval("SELECT datacl::text FROM pg_database WHERE datname = current_database()"))
     if before != after:
         actions.append(f"grant {ident}")
+    fingerprint = login_fingerprint(login.key, name)
     inserted = await conn.fetchval(
-        f"INSERT INTO {LAB_SCHEMA}.tenants (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING name", name
+        f"INSERT INTO {LAB_SCHEMA}.tenants (name, login_fingerprint) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        " RETURNING name", name, fingerprint,
     )
     if inserted:
         actions.append(f"register tenant {name}")
+    stored = await conn.fetchval(f"SELECT login_fingerprint FROM {LAB_SCHEMA}.tenants WHERE name = $1", name)
+    if stored != fingerprint:  # a role from before, or the key was rotated: set the current secret
+        if not created:
+            verifier = scram_verifier(tenant_password(login.key, name))
+            await conn.execute(f"ALTER ROLE {q} PASSWORD '{verifier}'")
+            actions.append(f"set password {ident}")
+        await conn.execute(f"UPDATE {LAB_SCHEMA}.tenants SET login_fingerprint = $2 WHERE name = $1", name, fingerprint)
     return actions
 
 
-async def drop_tenant(conn: asyncpg.Connection, name: str, app_role: str = APP_ROLE_DEFAULT) -> list[str]:
-    """Schema, role, grants and registry row: nothing of the tenant is left afterwards."""
+async def drop_tenant(conn: asyncpg.Connection, name: str, login: TenantLogin) -> list[str]:
+    """Schema, role, its sessions, grants and registry row: nothing of the tenant is left afterwards."""
     ident = tenant_ident(name)
     q = quote_ident(ident)
     actions: list[str] = []
+    if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", ident):
+        # First no new session, then end the open ones: a removed tenant's pooled sessions must not
+        # outlive its role (the owner holds pg_signal_backend for this, app/db/admin.py bootstrap).
+        await conn.execute(f"ALTER ROLE {q} NOLOGIN")
+        ended = await conn.fetchval(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1", ident)
+        if ended:
+            actions.append(f"end {ended} session(s) of {ident}")
+            for _ in range(50):  # a terminated backend leaves pg_stat_activity within milliseconds
+                await conn.execute("SELECT pg_stat_clear_snapshot()")
+                if not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", ident):
+                    break
+                await asyncio.sleep(0.1)
     if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", ident):
         await conn.execute(f"DROP SCHEMA {q} CASCADE")
         actions.append(f"drop schema {ident}")
     if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", ident):
-        if await conn.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", app_role, ident):
-            await conn.execute(f"REVOKE {q} FROM {quote_ident(app_role)}")
-        await conn.execute(f"DROP ROLE {q}")
+        if await conn.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", login.app_role, ident):
+            await conn.execute(f"REVOKE {q} FROM {quote_ident(login.app_role)}")
+        await conn.execute(f"REVOKE ALL ON DATABASE {quote_ident(login.database)} FROM {q}")
+        await conn.execute(f"DROP ROLE {q}")  # its group membership and role settings go with it
         actions.append(f"drop role {ident}")
     if await conn.fetchval(f"DELETE FROM {LAB_SCHEMA}.tenants WHERE name = $1 RETURNING name", name):
         actions.append(f"unregister tenant {name}")
@@ -190,19 +259,19 @@ async def lab_audit(conn: asyncpg.Connection, actor: str, action: str, target: s
     )
 
 
-async def create_tenant(conn: asyncpg.Connection, name: str, actor: str, app_role: str = APP_ROLE_DEFAULT) -> list[str]:
+async def create_tenant(conn: asyncpg.Connection, name: str, actor: str, login: TenantLogin) -> list[str]:
     async with conn.transaction():
         actions = await ensure_lab_schema(conn)
-        actions += await ensure_tenant(conn, name, app_role)
+        actions += await ensure_tenant(conn, name, login)
         if actions:
             await lab_audit(conn, actor, "tenant.create", name, {"actions": len(actions)})
     return actions
 
 
-async def delete_tenant(conn: asyncpg.Connection, name: str, actor: str, app_role: str = APP_ROLE_DEFAULT) -> list[str]:
+async def delete_tenant(conn: asyncpg.Connection, name: str, actor: str, login: TenantLogin) -> list[str]:
     async with conn.transaction():
         await ensure_lab_schema(conn)
-        actions = await drop_tenant(conn, name, app_role)
+        actions = await drop_tenant(conn, name, login)
         if actions:
             await lab_audit(conn, actor, "tenant.delete", name, {"actions": len(actions)})
     return actions

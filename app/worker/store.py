@@ -1,7 +1,7 @@
-"""What the worker needs from the database: the contract the lead implements over `app.crud` (tenant role).
+"""What the worker needs from the database: the contract `app.crud.worker` implements on the tenant logins.
 
 Why a protocol: the worker must not know SQL or tenancy; every method runs in the tenant's own
-transaction (`SET LOCAL ROLE tenant_x`), so a worker bug cannot touch another tenant's rows
+transaction on a connection logged in as `tenant_x` (app/db/pools.py), so a worker bug cannot touch another tenant's rows
 (ASVS 4.0.3 V4.1.3 least privilege). The idempotency of the whole pipeline rests on `save_reply`
 being ONE atomic check-and-set: a redelivered or swept duplicate task may call the model again,
 but only the first answer is ever stored (at-least-once delivery, exactly-once effect).

@@ -201,7 +201,24 @@ def lynis_section(opts: Options) -> dict[str, Any]:
     if data.get("hardening_index") is None:
         return inp.not_run("lynis", "the lynis report has no hardening_index (audit cut short?)")
     data["status"] = "ok"
-    return data
+    data["hardening"] = _hardening_state()
+    return lynis_mod.explain(data, lynis_mod.load_explained())
+
+
+def _hardening_state() -> dict[str, Any] | None:
+    """The os_hardening role's record on this host (enabled, counts by status), shown beside the index."""
+    try:
+        from seclab import labdef
+
+        path = Path(labdef.load().paths.etc) / "os_hardening.json"
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, labdef.LabDefinitionError):
+        return None
+    items = state.get("items", {}).values()
+    return {"enabled": bool(state.get("enabled")), "reason": state.get("reason", ""),
+            "applied": sum(1 for i in items if i.get("status") == "applied"),
+            "not_applicable": sum(1 for i in items if i.get("status") == "not applicable"),
+            "proc_sys_readonly": state.get("proc_sys_readonly")}
 
 
 def identity_section(opts: Options) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def test_default_target_is_the_edge_and_tokens_go_through_it() -> None:
 def test_base_url_of_the_app_is_direct() -> None:
     t = build_target(LAB, "http://127.0.0.1:8000/", "blocking")
     assert not t.through_edge and t.base_url == "http://127.0.0.1:8000" and t.verify is False
-    assert t.token_url.startswith("http://127.0.0.1:8180/realms/seclab/")
+    assert t.token_url.startswith("https://127.0.0.1:8180/realms/seclab/")  # Keycloak serves TLS only
 
 
 def test_edge_url_spelled_with_its_port_is_still_the_edge() -> None:

@@ -26,7 +26,7 @@ from seclab import labdef
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-CONTROL_RE = re.compile(r"^test_(nginx|postgres|redis|keys|net|proc|tls)_(\d{2})(?:_|$)")
+CONTROL_RE = re.compile(r"^test_(nginx|postgres|redis|keys|net|proc|tls|os|sysctl|package|host)_(\d{2}[a-z]?)(?:_|$)")
 
 def control_of(name: str) -> str | None:
     """`test_nginx_05_server_tokens[...]` -> `nginx-05`."""

@@ -167,13 +167,13 @@ class InProcessWorker:
 
 @pytest.fixture(scope="session")
 async def reply_store(settings: Settings, synced: list[str]) -> AsyncIterator[Any]:
-    from app.crud.worker import PgReplyStore, create_pool
+    from app.crud.worker import make_reply_store
 
-    pool = await create_pool(settings)
+    store = await make_reply_store(settings)  # the production default: every tenant the database knows
     try:
-        yield PgReplyStore(pool)  # the production default: every tenant the database knows
+        yield store
     finally:
-        await pool.close()
+        await store.close()
 
 
 @pytest.fixture(scope="session")
@@ -211,6 +211,27 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def owner(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     conn = await connect_owner(settings)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def connect_tenant(settings: Settings, tenant: str) -> asyncpg.Connection:
+    """A raw connection logged in as `tenant_<tenant>`, the way app/db/pools.py logs in."""
+    from app.db.pools import tenant_key
+    from app.db.tenancy import tenant_password
+
+    return await asyncpg.connect(
+        host=settings.db_host, port=settings.db_port, user=f"tenant_{tenant}", database=settings.db_name,
+        password=tenant_password(tenant_key(settings), tenant), ssl=ssl_context(settings),
+    )
+
+
+@pytest.fixture
+async def acme_conn(settings: Settings, synced: list[str]) -> AsyncIterator[asyncpg.Connection]:
+    """acme's own login session: what an injection in an acme request would hold."""
+    conn = await connect_tenant(settings, "acme")
     try:
         yield conn
     finally:

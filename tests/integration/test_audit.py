@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
     "sql",
     ["UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log"],
 )
-async def test_tenant_role_cannot_change_audit_log(app_conn: asyncpg.Connection, synced: list[str], sql: str) -> None:
-    async with app_conn.transaction():
-        await app_conn.execute("SET LOCAL ROLE tenant_acme; SET LOCAL search_path TO tenant_acme")
+async def test_tenant_role_cannot_change_audit_log(acme_conn: asyncpg.Connection, sql: str) -> None:
+    async with acme_conn.transaction():
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await app_conn.execute(sql)
+            await acme_conn.execute(sql)
 
 
 @pytest.mark.parametrize("sql", ["UPDATE {t} SET actor = 'mallory'", "DELETE FROM {t}", "TRUNCATE {t}"])
@@ -77,7 +76,7 @@ def _admin_cli(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_verify_audit_cli_names_broken_row(settings: Settings, owner: asyncpg.Connection,
                                                  synced: list[str]) -> None:
     name = f"zt{uuid.uuid4().hex[:8]}"
-    await tenancy.create_tenant(owner, name, "test")
+    await tenancy.create_tenant(owner, name, "test", tenancy.TenantLogin.from_settings(settings))
     schema = f"tenant_{name}"
     try:
         await owner.execute(f"INSERT INTO {schema}.audit_log (actor, action) VALUES ('a', 'x'), ('b', 'y'), ('c', 'z')")
@@ -90,4 +89,4 @@ async def test_verify_audit_cli_names_broken_row(settings: Settings, owner: asyn
         out = json.loads(bad.stdout.strip().splitlines()[-1])
         assert out["broken"]["table"] == f"{schema}.audit_log" and out["broken"]["id"] == 2
     finally:
-        await tenancy.delete_tenant(owner, name, "test")
+        await tenancy.delete_tenant(owner, name, "test", tenancy.TenantLogin.from_settings(settings))

@@ -7,54 +7,113 @@ Cross-tenant or cross-user ids answer 404, not 403: a 403 would confirm that the
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from app.db.connect import ssl_context
 from tests.integration.conftest import auth
 
 P = "/api/v1"
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "SELECT * FROM tenant_globex.conversations",
-        "SELECT * FROM tenant_globex.messages",
-        "SELECT * FROM tenant_globex.audit_log",
-        "INSERT INTO tenant_globex.conversations (id, owner_sub) VALUES (gen_random_uuid(), 'x')",
-        "INSERT INTO tenant_globex.audit_log (actor, action) VALUES ('x', 'y')",
-        "SET LOCAL ROLE seclab_owner",
-        "CREATE TABLE tenant_acme.evil (x int)",
-        "CREATE TABLE public.evil (x int)",
-    ],
-)
-async def test_acme_role_cannot_reach_globex(app_conn: asyncpg.Connection, synced: list[str], sql: str) -> None:
-    async with app_conn.transaction():
-        await app_conn.execute("SET LOCAL ROLE tenant_acme; SET LOCAL search_path TO tenant_acme")
-        assert await app_conn.fetchval("SELECT count(*) >= 0 FROM conversations")  # own schema works
+CROSS_TENANT_SQL = [
+    "SELECT * FROM tenant_globex.conversations",
+    "SELECT * FROM tenant_globex.messages",
+    "SELECT * FROM tenant_globex.audit_log",
+    "INSERT INTO tenant_globex.conversations (id, owner_sub) VALUES (gen_random_uuid(), 'x')",
+    "INSERT INTO tenant_globex.audit_log (actor, action) VALUES ('x', 'y')",
+    "SELECT * FROM lab.tenants",
+    "SET LOCAL ROLE seclab_owner",
+    "SET LOCAL ROLE seclab_app",
+    "CREATE TABLE tenant_acme.evil (x int)",
+    "CREATE TABLE public.evil (x int)",
+]
+
+
+@pytest.mark.parametrize("sql", CROSS_TENANT_SQL)
+async def test_acme_login_cannot_reach_globex(acme_conn: asyncpg.Connection, sql: str) -> None:
+    async with acme_conn.transaction():
+        assert await acme_conn.fetchval("SELECT current_user") == "tenant_acme"
+        assert await acme_conn.fetchval("SELECT count(*) >= 0 FROM conversations")  # own schema works
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await app_conn.execute(sql)
+            await acme_conn.execute(sql)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "KNOWN LIMIT: PostgreSQL checks SET ROLE against the session user (seclab_app), not the current role, "
-    "so SQL that an attacker fully controls could switch tenants. Only bind parameters (Tortoise/asyncpg) "
-    "stand in the way; per-tenant login roles with per-tenant pools would close this."
-))
-async def test_set_role_cannot_switch_to_another_tenant(app_conn: asyncpg.Connection, synced: list[str]) -> None:
-    async with app_conn.transaction():
-        await app_conn.execute("SET LOCAL ROLE tenant_acme")
+async def test_set_role_cannot_switch_to_another_tenant(acme_conn: asyncpg.Connection) -> None:
+    """Was a strict xfail while the app logged in as seclab_app and switched with SET ROLE: now the
+    session user is tenant_acme itself, and it is a member of no other tenant's role."""
+    async with acme_conn.transaction():
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await app_conn.execute("SET LOCAL ROLE tenant_globex")
+            await acme_conn.execute("SET LOCAL ROLE tenant_globex")
 
 
-async def test_app_role_without_set_role_reaches_no_tenant(app_conn: asyncpg.Connection, synced: list[str]) -> None:
-    """seclab_app is NOINHERIT: membership alone grants nothing."""
+async def _globex_unreachable(conn: asyncpg.Connection) -> None:
+    """After whatever the attacker's SQL did: still tenant_acme, still no globex row."""
+    assert await conn.fetchval("SELECT current_user") == "tenant_acme"
+    assert await conn.fetchval("SELECT session_user") == "tenant_acme"
+    for table in ("conversations", "messages", "audit_log"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with conn.transaction():
+                await conn.fetch(f"SELECT * FROM tenant_globex.{table} LIMIT 1")
+
+
+async def test_every_way_out_of_acme_is_closed(acme_conn: asyncpg.Connection) -> None:
+    """SQL an attacker fully controls on acme's session: SET ROLE, SET SESSION AUTHORIZATION, RESET ROLE
+    and a search_path change, each tried (session-level, not only LOCAL), none reaches globex."""
+    for sql in ("SET ROLE tenant_globex", "SET SESSION AUTHORIZATION tenant_globex",
+                "SET SESSION AUTHORIZATION seclab_owner", "SET ROLE seclab_app", "SET ROLE seclab_owner"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await acme_conn.execute(sql)
+        await _globex_unreachable(acme_conn)
+    # RESET ROLE / RESET SESSION AUTHORIZATION are allowed, and land on... tenant_acme itself.
+    await acme_conn.execute("RESET ROLE")
+    await _globex_unreachable(acme_conn)
+    await acme_conn.execute("RESET SESSION AUTHORIZATION")
+    await _globex_unreachable(acme_conn)
+    # search_path: the unqualified names now resolve in globex's schema... which acme may not use.
+    await acme_conn.execute("SET search_path TO tenant_globex, tenant_acme")
+    assert await acme_conn.fetchval("SELECT count(*) >= 0 FROM conversations")  # falls through to its own
+    assert await acme_conn.fetchval(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.oid = 'conversations'::regclass") == "tenant_acme"
+    await acme_conn.execute("SET search_path TO tenant_globex")
+    with pytest.raises(asyncpg.UndefinedTableError):  # no USAGE on the schema: its tables are invisible
+        await acme_conn.fetch("SELECT * FROM conversations")
+    await _globex_unreachable(acme_conn)
+
+
+async def test_a_new_session_lands_in_its_own_schema(acme_conn: asyncpg.Connection) -> None:
+    assert await acme_conn.fetchval("SHOW search_path") == "tenant_acme"
+    row = await acme_conn.fetchrow("SELECT rolinherit, rolsuper, rolcreatedb, rolcreaterole, rolreplication,"
+                                   " rolbypassrls, rolconnlimit FROM pg_roles WHERE rolname = current_user")
+    assert not any(row[k] for k in ("rolinherit", "rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication",
+                                    "rolbypassrls"))
+    assert row["rolconnlimit"] > 0  # bounded sessions per tenant
+
+
+async def test_app_login_reaches_no_tenant(app_conn: asyncpg.Connection, synced: list[str]) -> None:
+    """seclab_app (readiness, tenant list) is a member of no tenant role: no SET ROLE, no rows."""
     for schema in ("tenant_acme", "tenant_globex", "lab"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await app_conn.fetch(f"SELECT * FROM {schema}.audit_log LIMIT 1")
+    for role in ("tenant_acme", "tenant_globex", "seclab_owner"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await app_conn.execute(f"SET ROLE {role}")
+
+
+async def test_tenant_login_needs_its_own_secret(settings: Any, synced: list[str]) -> None:
+    """acme's derived password does not open globex's login (a distinct SCRAM secret per tenant)."""
+    from app.db.pools import tenant_key
+    from app.db.tenancy import tenant_password
+
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(
+            host=settings.db_host, port=settings.db_port, user="tenant_globex", database=settings.db_name,
+            password=tenant_password(tenant_key(settings), "acme"), ssl=ssl_context(settings),
+        )
 
 
 async def test_other_tenant_cannot_read_or_write_via_api(client: httpx.AsyncClient, users: dict) -> None:

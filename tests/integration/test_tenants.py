@@ -29,12 +29,24 @@ async def leftovers(owner: asyncpg.Connection, name: str) -> dict[str, Any]:
         "role": await owner.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", ident),
         "schema": await owner.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", ident),
         "membership": await owner.fetchval(
-            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE r.rolname = $1", ident),
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid OR r.oid = m.member"
+            " WHERE r.rolname = $1", ident),
+        "database_acl": await owner.fetchval(
+            "SELECT count(*) FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee"
+            " WHERE r.rolname = $1", ident),
+        "role_settings": await owner.fetchval(
+            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = $1",
+            ident),
+        "sessions": await owner.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", ident),
         "registry": await owner.fetchval("SELECT count(*) FROM lab.tenants WHERE name = $1", name),
         "acl": await owner.fetchval(
             "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee"
             " WHERE r.rolname = $1", ident),
     }
+
+
+NOTHING = {"role": 0, "schema": 0, "membership": 0, "database_acl": 0, "role_settings": 0, "sessions": 0,
+           "registry": 0, "acl": 0}
 
 
 async def test_create_use_delete_leaves_nothing(client: httpx.AsyncClient, users: dict, owner: asyncpg.Connection,
@@ -53,7 +65,7 @@ async def test_create_use_delete_leaves_nothing(client: httpx.AsyncClient, users
 
     r = await client.delete(f"/api/v1/admin/tenants/{name}", headers=auth(users, "admin"))
     assert r.status_code == 200 and r.json()["changed"] is True
-    assert await leftovers(owner, name) == {"role": 0, "schema": 0, "membership": 0, "registry": 0, "acl": 0}
+    assert await leftovers(owner, name) == NOTHING
     # Its users are now refused, not served from a stale role.
     assert (await client.get("/api/v1/conversations", headers=h)).status_code == 403
     assert (await client.delete(f"/api/v1/admin/tenants/{name}", headers=auth(users, "admin"))).status_code == 404
@@ -99,7 +111,7 @@ async def test_cli_is_idempotent(owner: asyncpg.Connection, synced: list[str]) -
     assert (await asyncio.to_thread(_cli, "create-tenant", name))["changed"] is False
     assert (await asyncio.to_thread(_cli, "delete-tenant", name))["changed"] is True
     assert (await asyncio.to_thread(_cli, "delete-tenant", name))["changed"] is False
-    assert await leftovers(owner, name) == {"role": 0, "schema": 0, "membership": 0, "registry": 0, "acl": 0}
+    assert await leftovers(owner, name) == NOTHING
 
 
 async def test_sweeper_visits_a_tenant_created_outside_lab_yml(
@@ -112,7 +124,7 @@ async def test_sweeper_visits_a_tenant_created_outside_lab_yml(
 
     name = f"zs{uuid.uuid4().hex[:8]}"
     assert name not in lab.tenant_names()
-    await tenancy.create_tenant(owner, name, "test", settings.db_user)
+    await tenancy.create_tenant(owner, name, "test", tenancy.TenantLogin.from_settings(settings))
     store = await make_reply_store(settings)
     try:
         h = {"Authorization": f"Bearer {make_token('zsweep', ['user'], name)}"}
@@ -130,7 +142,7 @@ async def test_sweeper_visits_a_tenant_created_outside_lab_yml(
         assert registry <= set(known), "a registered tenant the sweeper would not visit"
         assert (name, mid) in await store.stale_pending(0, 10000)
     finally:
-        await tenancy.delete_tenant(owner, name, "test", settings.db_user)
+        await tenancy.delete_tenant(owner, name, "test", tenancy.TenantLogin.from_settings(settings))
     try:
         assert name not in await store.known_tenants()
         assert all(t != name for t, _ in await store.stale_pending(0, 10000))

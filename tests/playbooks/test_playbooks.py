@@ -126,7 +126,8 @@ def test_redis_acl_has_no_default_user_and_no_clear_passwords(rendered: Path) ->
     default = [ln for ln in users if ln.split()[1] == "default"]
     assert len(default) == 1 and " off " in default[0] and "-@all" in default[0]
     others = [ln for ln in users if ln.split()[1] != "default"]
-    assert {ln.split()[1] for ln in others} == {"seclab_app", "seclab_worker", "seclab_exporter", "seclab_tls_reload"}
+    assert {ln.split()[1] for ln in others} == {"seclab_app", "seclab_worker", "seclab_exporter", "seclab_tls_reload",
+                                                "seclab_tenant_admin"}
     for ln in others:
         tokens = ln.split()
         assert not any(t.startswith(">") for t in tokens), "clear-text password in the ACL file"
@@ -136,6 +137,10 @@ def test_redis_acl_has_no_default_user_and_no_clear_passwords(rendered: Path) ->
     # The TLS reloader may CONFIG SET (Redis ACLs cannot narrow it to tls-*) and nothing else.
     reload_user = next(ln.split() for ln in others if ln.split()[1] == "seclab_tls_reload")
     assert [t for t in reload_user if t.startswith(("+", "~", "&", "%"))] == ["+config|set"], reload_user
+    # `lab tenant remove`: SCAN and DEL within seclab:* and the dead-letter stream, nothing else.
+    tenant_admin = next(ln.split() for ln in others if ln.split()[1] == "seclab_tenant_admin")
+    assert [t for t in tenant_admin if t.startswith(("+", "~", "&", "%"))] == [
+        "~seclab:*", "+@connection", "+scan", "+del", "+unlink", "+xrange", "+xdel"], tenant_admin
     app = next(ln for ln in others if ln.split()[1] == "seclab_app").split()
     assert "~seclab:*" in app and "-@dangerous" in app
 
@@ -168,6 +173,11 @@ EXPECTED_APP_ENV = {
     "SECLAB_DB_PASSWORD_FILE": "/etc/seclab/secrets/db_app_password",
     "SECLAB_DB_OWNER_USER": "seclab_owner",
     "SECLAB_DB_OWNER_PASSWORD_FILE": "/etc/seclab/secrets/db_owner_password",
+    "SECLAB_DB_TENANT_KEY_FILE": "/etc/seclab/secrets/db_tenant_key",
+    "SECLAB_DB_TENANT_POOL_MAX": "4",
+    "SECLAB_DB_TENANT_POOLS_MAX": "64",
+    "SECLAB_DB_TENANT_POOL_IDLE_S": "60",
+    "SECLAB_DB_TENANT_CONNECTION_LIMIT": "20",
     "SECLAB_DB_SSLMODE": "verify-full",
     "SECLAB_DB_SSLROOTCERT": "/etc/seclab/pki/ca/ca-bundle.crt",
     "SECLAB_DB_SSLCERT": "/etc/seclab/pki/certs/seclab_app.chain.crt",
@@ -203,6 +213,7 @@ MAGIC = {
     "lab", "item", "omit", "inventory_hostname", "playbook_dir", "role_path", "hostvars", "groups",
     "group_names", "ansible_managed", "true", "false", "none", "True", "False", "None", "lookup", "query",
     "q", "dict", "range", "loop", "namespace", "undef",
+    "_",  # the throwaway name of `{% set _ = items.update(...) %}` in a set_fact template
 }
 CONDITION_KEYS = {"when", "until", "changed_when", "failed_when", "that"}
 
@@ -293,7 +304,7 @@ def _role_variables(role: Path) -> tuple[set[str], set[str]]:
     return found, declared
 
 
-@pytest.mark.parametrize("role", SKELETON_ROLES)
+@pytest.mark.parametrize("role", [*SKELETON_ROLES, "os_hardening"])
 def test_every_variable_is_documented_in_defaults(role: str) -> None:
     path = ROLES / role
     found, declared = _role_variables(path)

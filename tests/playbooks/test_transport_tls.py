@@ -15,7 +15,7 @@ import pytest
 
 from tests.playbooks.test_playbooks import HERE, ROLES, ROOT, _ansible_playbook, _env, _lines
 
-LAB_ROLES = {"seclab_app", "seclab_owner", "seclab_monitor", "keycloak"}
+LAB_ROLES = {"seclab_app", "seclab_owner", "seclab_monitor", "keycloak", "+seclab_tenants"}
 MOZILLA_TLS12 = {
     "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
     "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
@@ -57,10 +57,14 @@ def test_pg_hba_is_tls_only_with_client_certificates(out: Path) -> None:
         if r[2] == "seclab_owner":
             # Until the app presents an owner certificate of its own (see postgresql defaults).
             assert opts["clientcert"] in {"verify-ca", "verify-full"}, r
+        elif r[2] == "+seclab_tenants":
+            # Tenant logins present the app's certificate (CN seclab_app): a lab-CA key, not a CN match.
+            assert opts["clientcert"] in {"verify-ca", "verify-full"}, r
         else:
             assert opts["clientcert"] == "verify-full", r
     assert {(r[1], r[2]) for r in tcp} == {
         ("seclab", "seclab_app"), ("seclab", "seclab_owner"), ("postgres", "seclab_monitor"), ("keycloak", "keycloak"),
+        ("seclab", "+seclab_tenants"),
     }
 
 

@@ -84,6 +84,9 @@ def test_catalog_consistent() -> None:
     controls, waivers = load_catalog()
     for entry in waivers["waivers"] + waivers["inputs"]:
         assert entry["control"] in controls, entry
+    for na in waivers["not_applicable"]:
+        assert na["controls"] and set(na["controls"]) <= set(controls), na
+        assert all(na.get(k) for k in ("condition", "instead", "reason", "reference")), na
     for cid in [f"nginx-{i:02d}" for i in range(1, 18)] + [f"postgres-{i:02d}" for i in range(2, 21)]:
         assert cid in controls, cid
     assert control_of("test_postgres_16_logging[local-log_duration]") == "postgres-16"

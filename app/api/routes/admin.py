@@ -36,13 +36,15 @@ async def list_tenants(admin: LabAdmin, conn: OwnerConn) -> TenantList:
 
 @router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=AdminActionOut)
 async def create_tenant(body: TenantCreate, admin: LabAdmin, conn: OwnerConn, settings: SettingsDep) -> AdminActionOut:
-    actions = await tenancy.create_tenant(conn, body.name, admin.sub, settings.db_user)
+    actions = await tenancy.create_tenant(conn, body.name, admin.sub, tenancy.TenantLogin.from_settings(settings))
     return AdminActionOut(changed=bool(actions), actions=actions)
 
 
 @router.delete("/tenants/{name}", response_model=AdminActionOut)
-async def delete_tenant(name: TenantName, admin: LabAdmin, conn: OwnerConn, settings: SettingsDep) -> AdminActionOut:
-    actions = await tenancy.delete_tenant(conn, name, admin.sub, settings.db_user)
+async def delete_tenant(name: TenantName, admin: LabAdmin, conn: OwnerConn, settings: SettingsDep,
+                        request: Request) -> AdminActionOut:
+    actions = await tenancy.delete_tenant(conn, name, admin.sub, tenancy.TenantLogin.from_settings(settings))
+    await request.app.state.tenant_pools.forget(name)  # this process's idle sessions of the removed role
     if not actions:
         raise Problem(404, "not-found", "no such tenant")
     return AdminActionOut(changed=True, actions=actions)
