@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,13 +46,29 @@ class Run:
 
 
 @contextmanager
-def browser(profile: Path, edge_cert: Path, **context_options: Any) -> Iterator[Run]:
+def _node_trusts(ca_bundle: Path | None) -> Iterator[None]:
+    """Playwright's own requests (route.fetch) run in its Node driver, which does not share chromium's key
+    pin: the driver trusts the lab CA through NODE_EXTRA_CA_CERTS (read when it starts), nothing more."""
+    old = os.environ.get("NODE_EXTRA_CA_CERTS")
+    if ca_bundle is not None:
+        os.environ["NODE_EXTRA_CA_CERTS"] = str(ca_bundle)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("NODE_EXTRA_CA_CERTS", None)
+        else:
+            os.environ["NODE_EXTRA_CA_CERTS"] = old
+
+
+@contextmanager
+def browser(profile: Path, edge_cert: Path, ca_bundle: Path | None = None, **context_options: Any) -> Iterator[Run]:
     from playwright.sync_api import sync_playwright
 
     profile.mkdir(parents=True, exist_ok=True)
     assert not any(profile.iterdir()), "the profile must start empty"
     pin = spki_pin(edge_cert.read_bytes())
-    with sync_playwright() as pw:
+    with _node_trusts(ca_bundle), sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, headless=True,
             args=[*ARGS, f"--ignore-certificate-errors-spki-list={pin}"], **context_options,

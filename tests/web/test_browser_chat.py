@@ -54,25 +54,68 @@ def bob_conversation(prerequisites: dict[str, Path]) -> str:  # noqa: F811
 
 
 def _login(page: Any, user: str) -> None:
-    from seclab.tokens import user_password
+    """Keycloak's own form with the lab's generated password, then its TOTP step when the realm asks
+    for one (lab-admins); the page shows the user once the code came back to /callback."""
+    from seclab.tokens import user_password, user_totp
 
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/realms/**", timeout=30_000)
     page.locator("#username").fill(user)
     page.locator("#password").fill(user_password(lab(), user))
     page.locator("#kc-login").click()
-    page.get_by_text(f"Signed in as {user}").wait_for(timeout=30_000)
+    signed_in = page.get_by_text(f"Signed in as {user}")
+    otp = page.locator("#otp")
+    signed_in.or_(otp).first.wait_for(timeout=30_000)
+    if otp.is_visible():
+        code = user_totp(lab(), user)
+        assert code, f"Keycloak asks {user} for a TOTP but the lab holds no seed for them"
+        otp.fill(code)
+        page.locator("#kc-login").click()
+    signed_in.wait_for(timeout=30_000)
+
+
+def _poisoned(doc: Any) -> Any:
+    """The same JSON with the content of every assistant message replaced by the XSS payload."""
+    if isinstance(doc, dict):
+        out = {k: _poisoned(v) for k, v in doc.items()}
+        if out.get("role") == "assistant" and isinstance(out.get("content"), str):
+            out["content"] = XSS
+        return out
+    if isinstance(doc, list):
+        return [_poisoned(v) for v in doc]
+    return doc
+
+
+def _poison_replies(route: Any) -> None:
+    """Route handler: JSON bodies and the data lines of an event stream, rewritten by _poisoned."""
+    res = route.fetch()
+    body = res.text()
+    if res.headers.get("content-type", "").startswith("text/event-stream"):
+        lines = []
+        for line in body.split("\n"):
+            if line.startswith("data: {"):
+                line = "data: " + json.dumps(_poisoned(json.loads(line[6:])))
+            lines.append(line)
+        body = "\n".join(lines)
+    elif body.startswith("{"):
+        body = json.dumps(_poisoned(json.loads(body)))
+    route.fulfill(response=res, body=body)
 
 
 def test_alice_logs_in_chats_live_and_logs_out(prerequisites: dict[str, Path], bob_conversation: str, tmp_path: Path) -> None:  # noqa: F811
     bob_title, bob_id = bob_conversation.split("|")
     token_requests: list[str] = []
     api_bearers: list[str] = []
-    with browser(tmp_path / "profile", prerequisites["cert"]) as run:
+    ca = Path(lab().paths.pki) / "ca" / "ca-bundle.crt"
+    with browser(tmp_path / "profile", prerequisites["cert"], ca_bundle=ca) as run:
         page = run.context.new_page()
-        page.on("request", lambda r: r.method == "POST" and r.url.endswith("/openid-connect/token")
-                and token_requests.append(r.post_data or ""))
-        page.on("request", lambda r: "/api/v1/" in r.url and api_bearers.append(r.headers.get("authorization", "")))
+        def on_request(r: Any) -> None:
+            if r.method == "POST" and r.url.endswith("/openid-connect/token"):
+                token_requests.append(r.post_data or "")
+            if "/api/v1/" in r.url:
+                api_bearers.append(r.headers.get("authorization", ""))
+
+        page.on("request", on_request)
         page.clock.install()
         page.goto(f"{BASE}/")
         _login(page, "alice")
@@ -88,7 +131,6 @@ def test_alice_logs_in_chats_live_and_logs_out(prerequisites: dict[str, Path], b
         box = page.get_by_role("textbox", name="Message")
         box.wait_for()
         assert page.get_by_text(bob_title).count() == 0
-        ca = Path(lab().paths.pki) / "ca" / "ca-bundle.crt"
         alice_bearer = next(b for b in reversed(api_bearers) if b.startswith("Bearer "))
         r = httpx.get(f"{BASE}/api/v1/conversations/{bob_id}", headers={"Authorization": alice_bearer}, verify=ssl.create_default_context(cafile=str(ca)))
         assert r.status_code == 404  # with alice's own token from the page: bob's id does not exist for her
@@ -107,25 +149,15 @@ def test_alice_logs_in_chats_live_and_logs_out(prerequisites: dict[str, Path], b
         page.screenshot(path=str(ROOT / "reports" / "web" / "page-chat.png"))
         record("answered_message", {"pending_shown_ms": round(pending_ms), "reply_shown_ms": round(answered_ms)})
 
-        # Model output is untrusted: the reply rewritten to an XSS payload renders as text, runs nothing.
-        def poison(route: Any) -> None:
-            res = route.fetch()
-            body = res.text()
-            out = []
-            for line in body.split("\n"):
-                if line.startswith("data: ") and '"reply"' in line:
-                    data = json.loads(line[6:])
-                    if data.get("reply"):
-                        data["reply"]["content"] = XSS
-                    line = "data: " + json.dumps(data)
-                out.append(line)
-            route.fulfill(response=res, body="\n".join(out))
-
-        page.route("**/messages/*/events", poison)
+        # Model output is untrusted: every assistant message the API hands the page (the send's answer,
+        # the live event stream, the history re-read after it) is rewritten to an XSS payload in transit;
+        # it renders as text and runs nothing.
+        page.route("**/api/v1/conversations/**", _poison_replies)
         box.fill("Say hello")
         page.get_by_role("button", name="Send").click()
-        messages.get_by_text("window.__xss=1", exact=False).wait_for(timeout=90_000)
-        page.unroute("**/messages/*/events")
+        messages.get_by_text("window.__xss=1", exact=False).first.wait_for(timeout=90_000)
+        page.wait_for_timeout(1_000)  # let any stream and history re-read land before looking
+        page.unroute("**/api/v1/conversations/**", _poison_replies)
         assert page.evaluate("() => window.__xss") is None
         assert messages.locator("img, script").count() == 0
         assert all(h.startswith("https:") for h in messages.locator("a").evaluate_all("as => as.map(a => a.href)"))

@@ -79,7 +79,7 @@ async def lab_audit_log(
     """Every tenant's audit log merged, newest first: the lab-admin page's view of the attack/defence
     demo (OWASP ASVS 4.0.3 V7.1.3, read-only). Each tenant is read under its own role, never as owner."""
     def open_tenant(tenant: str) -> Any:
-        return TenantTransactions(request.app.state.orm, tenant)()
+        return TenantTransactions(request.app.state.orm, request.app.state.tenant_pools, tenant)()
 
     rows, nxt = await lab_views.merged_audit(
         open_tenant, [t.name for t in lab.tenants], _page_size(lab, limit), lab_views.decode_audit_cursor(cursor)
