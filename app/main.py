@@ -28,11 +28,12 @@ from app.core.config import Settings, load_settings
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.ratelimit import RateLimiter
+from app.core.redis import async_client, sync_client
 from app.core.security import JwksCache, TokenValidator
 from app.db.connect import app_credentials
 from app.db.pools import TenantPools
 from app.worker.dlq import DlqDepthCollector
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 log = logging.getLogger("seclab.app")
 
@@ -57,35 +58,13 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
 
 
 def redis_client(settings: Settings) -> Redis:
-    pw = settings.redis_password()
-    kwargs: dict[str, Any] = {}
-    if settings.redis_url.startswith("rediss://"):
-        kwargs.update(ssl_ca_certs=settings.redis_ca_file, ssl_certfile=settings.redis_cert_file,
-                      ssl_keyfile=settings.redis_key_file, ssl_cert_reqs="required")
-    return Redis.from_url(
-        settings.redis_url,
-        username=settings.redis_user,
-        password=pw.get_secret_value() if pw else None,
-        socket_timeout=1.0,
-        socket_connect_timeout=1.0,
-        health_check_interval=30,
-        **kwargs,
-    )
+    """The API's client: short timeouts (a request must not hang on Redis), periodic health checks."""
+    return async_client(settings, timeout=1.0, connect_timeout=1.0, health_check_interval=30)
 
 
 def sync_redis_client(settings: Settings) -> Any:
     """A *sync* client for the DLQ depth collector (Prometheus scrapes call collectors synchronously)."""
-    import redis as redis_sync
-
-    pw = settings.redis_password()
-    kwargs: dict[str, Any] = {}
-    if settings.redis_url.startswith("rediss://"):
-        kwargs.update(ssl_ca_certs=settings.redis_ca_file, ssl_certfile=settings.redis_cert_file,
-                      ssl_keyfile=settings.redis_key_file, ssl_cert_reqs="required")
-    return redis_sync.Redis.from_url(
-        settings.redis_url, username=settings.redis_user, password=pw.get_secret_value() if pw else None,
-        socket_timeout=0.5, socket_connect_timeout=0.5, **kwargs,
-    )
+    return sync_client(settings, timeout=0.5, connect_timeout=0.5)
 
 
 _dlq_collector: DlqDepthCollector | None = None

@@ -2,7 +2,7 @@
 
 Black-box by construction: this package speaks HTTP to the target (httpx) and reads the lab's log
 files; it never imports the app. Tokens come from the lab's identity provider with the operator's
-generated passwords (seclab.tokens), exactly as `lab token USER` gets them.
+generated passwords (labdef.tokens), exactly as `lab token USER` gets them.
 """
 
 from __future__ import annotations

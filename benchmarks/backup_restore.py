@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seclab import labdef
+import labdef
 
 ROOT = Path(__file__).resolve().parents[1]
 

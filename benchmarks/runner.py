@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import analysis
-from seclab import tokens
-from seclab.errors import LabError
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition, tokens
+from labdef.errors import LabError
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_SPAWN_RATE = 0.4
@@ -59,7 +58,7 @@ def parse_users(spec: str) -> list[int]:
 
 def target_url(lab: LabDefinition) -> tuple[str, str | bool]:
     """Through the edge when it is provisioned (real path of users), else straight to the app."""
-    from seclab import status
+    from labdef import status
 
     st = status.collect(lab)
     edge = st["services"].get("edge")

@@ -1,7 +1,7 @@
 """Pulumi entry point: `pulumi up` in iac/ (or the Automation API) runs this file.
 
 Why a two-line shim: the program lives in `iac.program` so tests can import it under mocks, and the
-repository root is put on sys.path so `seclab.labdef` and `pki` resolve without an install.
+repository root is put on sys.path so `labdef` and `pki` resolve without an install.
 """
 
 import sys

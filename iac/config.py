@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pulumi
 
-from seclab.labdef import LabDefinition, load
+from labdef import LabDefinition, load
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IAC_DIR = REPO_ROOT / "iac"

@@ -8,9 +8,9 @@ other. `seclab.engines.pulumi_engine.up` issues this plan with `pki.ca.ensure` b
 
 from __future__ import annotations
 
+from labdef import LabDefinition
 from pki.model import CertSpec, PkiPlan
 from pki.plan import LOOPBACK_DNS, LOOPBACK_IPS, build_plan
-from seclab.labdef import LabDefinition
 
 DOCKER_SERVERS: dict[str, str] = {
     "elasticsearch": "Elasticsearch REST TLS (Docker engine only)",

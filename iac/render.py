@@ -3,7 +3,7 @@
 Why this module is mostly adapters: the edge, the WAF, Prometheus/Alertmanager, PostgreSQL and Redis
 are configured from the SAME templates the Ansible engine renders (edge/render.py,
 waf_rules/render.py, monitoring/render.py, playbooks/roles/{postgresql,redis}/templates), with the
-role defaults evaluated here the way edge/render.py does it. Only what exists on the Docker engine
+role defaults evaluated by labdef.roles, the one evaluator every renderer uses. Only what exists on the Docker engine
 alone lives here as text (operator consoles, Elasticsearch/Filebeat, the first-start SQL).
 The functions return text; the program writes it to the host through `HostFile` at deploy time,
 so a preview never touches the host.
@@ -16,15 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import yaml
-from jinja2.nativetypes import NativeEnvironment
+from labdef import LabDefinition, as_vars, roles
 
-from seclab.labdef import LabDefinition, as_vars
-
-from .config import REPO_ROOT
-
-ROLES_DIR = REPO_ROOT / "playbooks" / "roles"
+ROLES_DIR = roles.ROLES_DIR
 
 # Paths inside the containers (the program mounts the rendered files there).
 EDGE_CONF_DIR = "/etc/seclab/nginx"
@@ -44,53 +38,14 @@ PG_LOOPBACK = "127.0.0.1/32"
 PG_SAMENET = "samenet"
 
 
-class _Unrenderable:
-    """A role default that needs Ansible (lookup, playbook_dir, facts): absent from plain renders."""
-
-
-def _lab(lab: LabDefinition) -> dict[str, Any]:
-    return as_vars(lab)["lab"]
-
-
-def _eval(raw: Any, env: NativeEnvironment, values: dict[str, Any]) -> Any:
-    if isinstance(raw, str) and "{{" in raw:
-        return env.from_string(raw).render(**values)
-    if isinstance(raw, dict):
-        return {k: _eval(v, env, values) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_eval(v, env, values) for v in raw]
-    return raw
-
-
 def role_defaults(role: str, lab: LabDefinition, **overrides: Any) -> dict[str, Any]:
-    """`playbooks/roles/<role>/defaults/main.yml` evaluated against `lab` (file order, like edge/render.py).
-
-    Defaults that need Ansible itself (lookup(), playbook_dir, facts) are left out, so a template
-    that uses one fails loudly (StrictUndefined) instead of rendering a wrong value.
-    """
-    raw = yaml.safe_load((ROLES_DIR / role / "defaults" / "main.yml").read_text(encoding="utf-8")) or {}
-    env = NativeEnvironment(undefined=jinja2.StrictUndefined)
-    values: dict[str, Any] = {"lab": _lab(lab)}
-    for key, val in raw.items():
-        if key in overrides:
-            values[key] = overrides[key]
-            continue
-        try:
-            values[key] = _eval(val, env, values)
-        except jinja2.TemplateError:
-            values[key] = _Unrenderable()
-    values.update(overrides)
-    return {k: v for k, v in values.items() if not isinstance(v, _Unrenderable)}
+    """`playbooks/roles/<role>/defaults/main.yml` evaluated against `lab` (labdef.roles, the one evaluator)."""
+    return roles.role_defaults(role, lab, **overrides)
 
 
 def render_role_template(role: str, template: str, lab: LabDefinition, **overrides: Any) -> str:
     """One role template, rendered as Ansible's `template` module would (trim_blocks, strict)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(ROLES_DIR / role / "templates")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-    )
+    env = roles.template_environment(ROLES_DIR / role / "templates")
     variables = role_defaults(role, lab, **overrides)
     # The only Ansible-only variable these templates use: the header line.
     variables.setdefault("ansible_managed", f"Rendered by iac/render.py from playbooks/roles/{role}/templates/{template}")
@@ -281,12 +236,12 @@ def redis_acl(lab: LabDefinition, sha256_by_user: dict[str, str]) -> str:
                                 **redis_overrides())
 
 
-# --- identity (seclab/realm.py) -------------------------------------------------------------------
+# --- identity (labdef/realm.py) -------------------------------------------------------------------
 
 def realm_export(lab: LabDefinition, user_secrets: dict[str, str], otp_secrets: dict[str, str],
                  client_secrets: dict[str, str]) -> str:
-    """The same text `seclab.realm.write_realm_export` writes (the native path), for Keycloak's import."""
-    from seclab.realm import build_realm_export
+    """The same text `labdef.realm.write_realm_export` writes (the native path), for Keycloak's import."""
+    from labdef.realm import build_realm_export
 
     data = build_realm_export(lab, user_secrets, otp_secrets=otp_secrets, client_secrets=client_secrets)
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

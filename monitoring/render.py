@@ -1,6 +1,6 @@
 """Render the monitoring templates with plain Jinja2 (Pulumi engine, tests).
 
-Ansible renders the very same files with its role variables; here only `lab` (seclab.labdef.as_vars)
+Ansible renders the very same files with its role variables; here only `lab` (labdef.as_vars)
 is required and every `monitoring_*` variable may be passed as an override (e.g. container names
 in `monitoring_targets` for the Docker engine).
 """
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from labdef import roles
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,13 +29,7 @@ STATIC_RULES = ("rules/seclab.yml",)
 
 def _env() -> jinja2.Environment:
     # StrictUndefined: a misspelt lab field is an error, not an empty string in a config file.
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(HERE)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,  # as Ansible renders: both engines must produce the same bytes
-        autoescape=False,  # YAML output, not HTML
-    )
+    return roles.template_environment(HERE)
 
 
 def render(template: str, lab_vars: dict[str, Any], **overrides: Any) -> str:

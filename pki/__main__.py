@@ -4,7 +4,7 @@
 service whose loaded certificates differ from the files (pki/services.py, pki/loaded.py).
 
 The entry point the Ansible role calls on the target host, where only the service virtualenv
-exists (no Typer app, no lab.yml): it reads the rendered `lab.json` (`seclab.labdef.as_vars`) and
+exists (no Typer app, no lab.yml): it reads the rendered `lab.json` (`labdef.as_vars`) and
 prints one JSON object, `{"changed": bool, "issued": [...], ...}`, for `changed_when`.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 from .ca import ensure
 from .layout import DEFAULT_PRIVATE_GROUP, Layout

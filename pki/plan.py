@@ -2,7 +2,7 @@
 
 Why here and not in a playbook: Ansible (`python -m pki ensure --lab-json ...`) and Pulumi
 (`build_plan(lab)` then `ensure(...)` on the controller) must issue the very same set of
-certificates, so the set is computed once, in Python, from `seclab.labdef.LabDefinition`.
+certificates, so the set is computed once, in Python, from `labdef.LabDefinition`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from ipaddress import ip_address
 from typing import Any
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 from .model import CaSettings, CertSpec, PkiPlan
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 from . import loaded
 from .layout import Layout

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 from .model import PkiPlan
 

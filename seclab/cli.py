@@ -16,9 +16,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -144,14 +145,28 @@ def down(
         raise LabError(result.error or "stopping failed")
 
 
+def _print_table(st: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"lab {st['lab']}", show_lines=False)
+    table.add_column("service")
+    table.add_column("state")
+    table.add_column("address")
+    for name, s in st["services"].items():
+        state = "[green]up[/]" if s["up"] else "[red]down[/]"
+        table.add_row(name, state, s.get("address", ""))
+    console.print(table)
+    console.print(f"identity provider: {st['idp']['label']}  issuer {st['idp']['issuer']}")
+    console.print(f"API: {st['api']['url']}   edge: {st['edge']['url']}   CA: {st['edge']['ca_cert']}")
+    console.print(f"realm export: {st['realm_export']}")
+
+
 def _print_status(lab: labdef.LabDefinition, as_json: bool) -> bool:
-    from seclab import status as status_mod
+    from labdef import status as status_mod
 
     st = status_mod.collect(lab)
     if as_json:
         out.print_json(json.dumps(st))
     else:
-        status_mod.print_table(st, out)
+        _print_table(st, out)
     return all(s["up"] for s in st["services"].values())
 
 
@@ -170,7 +185,7 @@ def token(
 ) -> None:
     """Get an access token for USER from the lab's identity provider (printed on the last line)."""
     lab = load_lab()
-    from seclab import tokens
+    from labdef import tokens
 
     console.print(f"requesting a token for {user} from {tokens.issuer(lab)}", highlight=False)
     out.print(tokens.get_access_token(lab, user), soft_wrap=True, highlight=False)

@@ -1,8 +1,8 @@
 """Render the WAF templates (`*.j2`) for one lab definition.
 
 Why a Python renderer: the tests, the benchmark runners and the Pulumi engine need the same files
-Ansible's `template` module renders from the same `.j2` sources (one copy of each template). The
-variable names (`waf_*`) are the ones documented in playbooks/roles/waf/defaults/main.yml.
+Ansible's `template` module renders from the same `.j2` sources (one copy of each template), with the
+`waf_*` variables of playbooks/roles/waf/defaults/main.yml evaluated by labdef.roles, not retyped.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import jinja2
-from pydantic import BaseModel
+from labdef import roles
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 CRS_RULES_DIR = "/usr/share/modsecurity-crs/rules"
@@ -33,15 +32,6 @@ NGINX_SNIPPETS = ("nginx/problem-pages.conf",)
 Mode = Literal["blocking", "detection-only"]
 
 
-def _lab_dict(lab: Any) -> dict[str, Any]:
-    """Accept a LabDefinition, its `as_vars` form ({"lab": ...}) or the plain dump."""
-    if isinstance(lab, BaseModel):
-        return lab.model_dump(mode="json")
-    if isinstance(lab, dict) and "lab" in lab and "edge" not in lab:
-        return dict(lab["lab"])
-    return dict(lab)
-
-
 def template_vars(
     lab: Any,
     out_dir: Path,
@@ -54,34 +44,26 @@ def template_vars(
     tmp_dir: str = "/tmp",
     conf_dir: str | None = None,
 ) -> dict[str, Any]:
-    """The `waf_*` variables, computed from lab.yml the same way the Ansible role's defaults do."""
-    d = _lab_dict(lab)
-    waf = d.get("edge", {}).get("waf", {})
-    limits = d.get("limits", {})
-    mode = mode_override or waf.get("mode", "blocking")
-    level = int(paranoia_override or waf.get("paranoia_level", 2))
-    if level not in (1, 2, 3, 4):
-        raise ValueError(f"paranoia level must be 1..4, got {level}")
-    return {
-        "lab": d,
+    """The `waf_*` variables: the waf role's defaults evaluated against lab.yml (labdef.roles, the one
+    evaluator both engines share), with the paths of this rendering and the benchmarks' overrides."""
+    overrides: dict[str, Any] = {
         # Where the files will be read from: out_dir, unless rendered elsewhere and mounted (Pulumi).
         "waf_conf_dir": conf_dir or str(Path(out_dir).resolve()),
         "waf_crs_rules_dir": crs_rules_dir,
         "waf_unicode_map_file": unicode_map_file,
         "waf_tmp_dir": tmp_dir,
         "waf_audit_log_path": str(audit_log_path),
-        "waf_engine": "DetectionOnly" if mode == "detection-only" else "On",
-        "waf_paranoia_level": level,
         "waf_stock": stock,
-        # PHP request rules stay on: benchmarks/waf/crs_regression.py shows the generic families miss
-        # about half of the CRS PHP-injection stages, and the lab must block at least what stock CRS blocks.
-        "waf_php_rules": True,
-        # Java request/response rules off: no Java input path; the regression shows no loss without them.
-        "waf_java_rules": False,
-        "waf_body_max_bytes": int(limits.get("body_max_bytes", 65536)),
-        # A message of message_max_chars characters is at most 4 bytes per character in UTF-8.
-        "waf_message_max_bytes": 4 * int(limits.get("message_max_chars", 16000)),
     }
+    if mode_override is not None:
+        overrides["waf_engine"] = "DetectionOnly" if mode_override == "detection-only" else "On"
+    if paranoia_override:
+        overrides["waf_paranoia_level"] = paranoia_override
+    values = roles.role_defaults("waf", lab, **overrides)
+    values["waf_paranoia_level"] = level = int(values["waf_paranoia_level"])
+    if level not in (1, 2, 3, 4):
+        raise ValueError(f"paranoia level must be 1..4, got {level}")
+    return values
 
 
 def render(
@@ -99,12 +81,7 @@ def render(
     """
     out = Path(out_dir)
     variables = template_vars(lab, out, audit_log_path, mode_override=mode_override, stock=stock, **overrides)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-        undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
-        keep_trailing_newline=True,
-        trim_blocks=True,  # same whitespace handling as Ansible's template module
-    )
+    env = roles.template_environment(TEMPLATE_DIR)
     for src, dst in TEMPLATES.items():
         target = out / dst
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from app.ai.pii import EncryptedMappingStore, MappingStore, Pseudonymizer
 from app.ai.providers.base import ChatMessage, Provider, ProviderError
 from app.ai.providers.deterministic import DeterministicProvider
 from app.ai.providers.openai_compat import OpenAICompatConfig, OpenAICompatProvider, read_api_key
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 log = logging.getLogger("seclab.ai.gateway")
 

@@ -20,7 +20,7 @@ from app.core.ratelimit import RateLimiter, client_address
 from app.core.security import TENANT_RE, Principal, get_principal, require_role
 from app.db.connect import connect_owner
 from app.db.pools import DatabaseUnavailable, TenantPools, UnknownTenant, orm_transaction
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 log = logging.getLogger("seclab.app")
 

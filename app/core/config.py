@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 DEFAULT_ENV_FILE = "/etc/seclab/app.env"
 
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         return read_secret_file(self.redis_password_file)
 
     def load_lab(self) -> LabDefinition:
-        """The rendered lab definition (`{"lab": {...}}` from `seclab.labdef.as_vars`)."""
+        """The rendered lab definition (`{"lab": {...}}` from `labdef.as_vars`)."""
         data = json.loads(Path(self.lab_file).read_text(encoding="utf-8"))
         return LabDefinition.model_validate(data["lab"])
 

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import json
 import logging
-import re
 import time
 from typing import Annotated, Any
 
@@ -29,10 +28,11 @@ from pydantic import BaseModel, ConfigDict
 
 from app.core.context import set_identity
 from app.core.problems import Problem
+from labdef import NAME_PATTERN
 
 ALGORITHM = "RS256"
-TENANT_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
-"""Same rule as lab.yml tenant names (seclab.labdef.NAME_RE): the claim becomes a SQL identifier."""
+TENANT_RE = NAME_PATTERN
+"""The lab.yml tenant-name rule (labdef.NAME_RE): the claim becomes a SQL identifier."""
 
 log = logging.getLogger("seclab.security")
 

@@ -227,7 +227,7 @@ class TenantPools:
         return [r["name"] for r in rows]
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per tenant: connections open and idle (the pool cost, measured by benchmarks/tenant_pools.py)."""
+        """Per tenant: connections open and idle (the pool cost, measured by tools/tenant_pools.py)."""
         return {t: {"size": s.pool.get_size(), "idle": s.pool.get_idle_size(), "in_use": s.in_use}
                 for t, s in self._slots.items()}
 

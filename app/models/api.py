@@ -13,6 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from labdef import NAME_RE
+
 CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 """C0 controls and DEL: refused in one-line fields such as titles, which end up in lists and logs
 (terminal/log injection, OWASP ASVS 4.0.3 V5.1.4, V7.3.1). Refused with a 422."""
@@ -175,7 +177,7 @@ class EdgeRefusalList(BaseModel):
 
 
 class TenantCreate(_Request):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,30}$")
+    name: str = Field(pattern=NAME_RE)
 
 
 class TenantOut(BaseModel):

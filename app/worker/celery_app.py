@@ -16,14 +16,13 @@ Why these settings:
 
 from __future__ import annotations
 
-import ssl
-from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from celery import Celery
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.config import Settings, env_file_path, load_settings
+from app.core.redis import tls_options
 
 
 class WorkerSettings(BaseSettings):
@@ -66,20 +65,6 @@ def broker_url(settings: Settings) -> str:
         netloc = f"{cred}@{host}" + (f":{parts.port}" if parts.port else "")
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts)
-
-
-def tls_options(settings: Settings) -> dict[str, Any] | None:
-    """ssl options for `rediss://`: verify the server against the lab CA, present the client certificate."""
-    if not settings.redis_url.startswith("rediss://"):
-        return None
-    opts: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
-    if settings.redis_ca_file:
-        opts["ssl_ca_certs"] = settings.redis_ca_file
-    if settings.redis_cert_file:
-        opts["ssl_certfile"] = settings.redis_cert_file
-    if settings.redis_key_file:
-        opts["ssl_keyfile"] = settings.redis_key_file
-    return opts
 
 
 def make_celery(settings: Settings | None = None, worker: WorkerSettings | None = None, *,

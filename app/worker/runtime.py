@@ -13,7 +13,7 @@ from typing import Any
 
 from app.ai.gateway import Gateway, GatewaySecrets, build_gateway
 from app.core.config import Settings, load_settings
-from app.worker.celery_app import tls_options
+from app.core.redis import async_client
 from app.worker.store import ReplyStore
 
 
@@ -25,16 +25,8 @@ class Runtime:
 
 
 def redis_client(settings: Settings) -> Any:
-    """An async Redis client with the ACL user, password file and (rediss://) TLS of the settings."""
-    import redis.asyncio as aioredis
-
-    pw = settings.redis_password()
-    kwargs: dict[str, Any] = {"username": settings.redis_user, "socket_timeout": 5, "socket_connect_timeout": 3}
-    if pw is not None:
-        kwargs["password"] = pw.get_secret_value()
-    if (opts := tls_options(settings)) is not None:
-        kwargs.update(opts)
-    return aioredis.Redis.from_url(settings.redis_url, **kwargs)
+    """The worker's async client (DLQ, sweeper de-duplication): longer timeouts than the API's."""
+    return async_client(settings, timeout=5, connect_timeout=3)
 
 
 def gateway_secrets(settings: Settings) -> GatewaySecrets:

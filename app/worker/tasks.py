@@ -17,7 +17,6 @@ import asyncio
 import importlib
 import logging
 import random
-import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from uuid import UUID
@@ -29,12 +28,13 @@ from app.ai.budget import BudgetExhausted, BudgetUnavailable
 from app.worker.celery_app import celery_app, load_worker_settings
 from app.worker.dlq import Category, DlqEntry, categorize, dlq_add, scrub_error
 from app.worker.runtime import Runtime
+from labdef import NAME_PATTERN
 
 log = logging.getLogger("seclab.worker")
 
 TASK_OUTCOMES = Counter("seclab_worker_tasks_total", "Generation task outcomes", ["outcome"])
 RETRYABLE: frozenset[Category] = frozenset({"upstream", "database"})
-TENANT_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")  # labdef NAME_RE: tenants become role/schema names
+TENANT_RE = NAME_PATTERN  # labdef.NAME_RE: tenants become role/schema names
 
 W = load_worker_settings()
 _loop: asyncio.AbstractEventLoop | None = None

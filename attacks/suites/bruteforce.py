@@ -13,7 +13,7 @@ import asyncio
 
 from attacks.classify import Observation
 from attacks.runner import Context, attack, new_uuid
-from seclab.tokens import user_password
+from labdef.tokens import user_password
 
 SUITE = "bruteforce"
 

@@ -48,7 +48,7 @@ def find_testssl() -> str | None:
 def lab_settings() -> dict[str, Any]:
     """The lab edge, its CA bundle and the certificate renewal point, from the lab definition."""
     sys.path.insert(0, str(REPO))
-    from seclab.labdef import load
+    from labdef import load
 
     lab = load()
     return {

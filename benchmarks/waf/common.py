@@ -77,7 +77,7 @@ def ssl_context(ca_cert: str | None) -> ssl.SSLContext | bool:
 
 
 def load_lab(path: str | None) -> Any:
-    from seclab.labdef import load
+    from labdef import load
 
     return load(Path(path) if path else None)
 
@@ -107,7 +107,7 @@ def targets(args: argparse.Namespace) -> Iterator[Iterator[Target]]:
 
     def gen() -> Iterator[Target]:
         if args.base_url:
-            from seclab.commands.attack import waf_conf_dir
+            from attacks.edge_waf import waf_conf_dir
 
             deployed = deployed_level(waf_conf_dir(lab)) or lab.edge.waf.paranoia_level
             levels = sorted(_levels(args.levels) or [deployed], key=lambda lv: lv != deployed)

@@ -4,7 +4,7 @@ Every chat-legit prompt is sent the way the app receives it: `POST /api/v1/conve
 with `{"content": text}`, a bearer token and a JSON content type. A 403 waf-blocked is a WAF block; a
 413 is the body limit (lab.yml limits.body_max_bytes) refusing an oversized prompt by design, counted apart.
 
-Against the lab's edge (--base-url) the token is a real one of a lab user (seclab/tokens.py) and the
+Against the lab's edge (--base-url) the token is a real one of a lab user (labdef/tokens.py) and the
 conversation id is a fixed random UUID that exists nowhere: the app answers 404 after the WAF let the
 request through, so nothing is stored and no model runs, while the WAF sees exactly a real message
 post. Requests are paced below the edge's limit_req and its own 429s retried (benchmarks/waf/live.py).

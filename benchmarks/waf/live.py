@@ -80,7 +80,7 @@ class TokenSource:
     async def bearer(self) -> str:
         async with self._lock:
             if not self._token or time.monotonic() - self._at > self.refresh_s:
-                from seclab.tokens import get_access_token
+                from labdef.tokens import get_access_token
 
                 self._token = await asyncio.to_thread(get_access_token, self.lab, self.user)
                 self._at = time.monotonic()
@@ -98,7 +98,7 @@ class WafLogs:
     @classmethod
     def of_edge(cls, lab: Any) -> WafLogs:
         """The deployed edge's logs (edge role `edge_error_log`/`edge_access_log`, waf role `SecAuditLog`)."""
-        from seclab.commands.attack import deployed_audit_log
+        from attacks.edge_waf import deployed_audit_log
 
         logs = Path(lab.paths.logs)
         return cls(error=LogTail(logs / "nginx-error.log"), audit=LogTail(deployed_audit_log(lab)),
@@ -223,7 +223,7 @@ def deployed_paranoia(lab: Any, level: int, lock_file: str = LOCK_FILE) -> Itera
     for byte and nginx reloaded again, so `./lab up` sees no drift afterwards. A WAF in DetectionOnly
     is refused: it blocks nothing, so a block rate measured through it would be meaningless.
     """
-    from seclab.commands.attack import (
+    from attacks.edge_waf import (
         deployed_audit_log,
         deployed_setting,
         engine_line,

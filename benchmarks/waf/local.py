@@ -185,7 +185,7 @@ def start_instance(
     keep: bool = False,
 ) -> WafInstance:
     """Render the WAF config (stock or tuned) into a temp prefix and start nginx on a free loopback port."""
-    from seclab.labdef import LabDefinition
+    from labdef import LabDefinition
 
     prefix = Path(tempfile.mkdtemp(prefix=f"seclab-waf-{name}-"))
     for sub in ("logs", "tmp", "waf"):

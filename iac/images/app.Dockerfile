@@ -7,8 +7,8 @@ RUN groupadd --system --gid 10001 seclab \
  && install -d -o 10001 -g 10001 -m 0750 /var/log/seclab
 WORKDIR /opt/seclab/src
 COPY pyproject.toml README.md ./
+COPY labdef ./labdef
 COPY app ./app
-COPY seclab ./seclab
 COPY pki ./pki
 # celery is the worker's runtime (app.worker.celery_app); pinned like every dependency.
 RUN pip install --no-compile . "celery[redis]==5.4.0"

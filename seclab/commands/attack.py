@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,60 +20,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from seclab.errors import LabError
+from attacks.edge_waf import (
+    NGINX_CONF,
+    deployed_audit_log,
+    deployed_setting,
+    engine_line,
+    reload_edge,
+    waf_conf_dir,
+)
+from labdef.errors import LabError
 
 console = Console(stderr=True)
 out = Console()
-
-NGINX_CONF = Path("/etc/nginx/nginx.conf")
-"""edge role default `edge_conf_dir`/nginx.conf: the file the lab's nginx master was started with."""
-
-
-def waf_conf_dir(lab: Any) -> Path:
-    """playbooks/roles/waf/defaults: `waf_conf_dir: {{ lab.paths.etc }}/waf`."""
-    return Path(lab.paths.etc) / "waf"
-
-
-def _nginx(args: list[str]) -> None:
-    proc = subprocess.run(["nginx", *args], capture_output=True, text=True, check=False, timeout=60)
-    if proc.returncode != 0:
-        raise LabError(f"nginx {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
-
-
-def reload_edge(nginx_conf: Path = NGINX_CONF, settle_s: float = 2.0) -> None:
-    """Check, then gracefully reload the edge (the edge role's handler does the same two commands)."""
-    _nginx(["-t", "-q", "-c", str(nginx_conf)])
-    _nginx(["-s", "reload", "-c", str(nginx_conf)])
-    time.sleep(settle_s)  # old workers finish, new ones take the listening sockets
-
-
-def deployed_setting(conf_dir: Path, directive: str) -> str | None:
-    """A directive's value in the deployed modsecurity.conf (re-rendering keeps what was deployed)."""
-    for line in (conf_dir / "modsecurity.conf").read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == directive:
-            return parts[1]
-    return None
-
-
-def deployed_audit_log(lab: Any) -> Path:
-    """The audit log the deployed WAF writes (`SecAuditLog`), else the waf role default
-    `waf_audit_log_path` = `{{ lab.paths.logs }}/waf/modsec_audit.json` (attacks.evidence.LogPaths)."""
-    from attacks.evidence import LogPaths
-
-    conf = waf_conf_dir(lab)
-    deployed = deployed_setting(conf, "SecAuditLog") if (conf / "modsecurity.conf").exists() else None
-    default = LogPaths.from_logs_dir(lab.paths.logs).modsec_audit_log
-    assert default is not None
-    return Path(deployed) if deployed else default
-
-
-def engine_line(conf_dir: Path) -> str:
-    for line in (conf_dir / "modsecurity.conf").read_text(encoding="utf-8").splitlines():
-        if line.strip().startswith("SecRuleEngine"):
-            return line.strip()
-    return ""
-
 
 @contextmanager
 def _terminate_as_exit() -> Iterator[None]:
@@ -161,7 +117,7 @@ def build_target(
     """The target from `lab status --json` (edge url + CA), or `--base-url` (then the app, unless it is the
     edge's origin or `via_edge` says it is an edge, e.g. a throw-away instance rendered from edge/)."""
     from attacks.runner import Target
-    from seclab import status, tokens
+    from labdef import status, tokens
 
     st_edge = status.edge_url(lab)
     base = (base_url or st_edge).rstrip("/")
@@ -213,9 +169,10 @@ def register(cli: typer.Typer) -> None:
         nginx_conf: Annotated[Path, typer.Option(help="the edge's nginx.conf (for -t and -s reload)")] = NGINX_CONF,
     ) -> None:
         """Run the black-box attack suites; exit 1 if any attack succeeded or any case proved nothing."""
+        import labdef
         from attacks.evidence import Evidence, LogPaths
         from attacks.runner import SUITES, Context, load_suites, run_cases, write_report
-        from seclab import labdef, tokens
+        from labdef import tokens
 
         if edge not in ("blocking", "detection-only"):
             raise LabError(f"--edge must be blocking or detection-only, not {edge!r}")

@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 app = typer.Typer(help="Append-only, hash-chained audit logs (per tenant and lab-wide).", no_args_is_help=True)
 

@@ -28,8 +28,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel, ConfigDict
 
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 app = typer.Typer(help="PostgreSQL backups (pgBackRest, encrypted repository, WAL archiving).")
 restore_app = typer.Typer(help="Restore PostgreSQL from the backup repository (latest, or a point in time).")

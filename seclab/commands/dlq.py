@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seclab.errors import LabError
+from labdef.errors import LabError
 
 app = typer.Typer(help="Dead-letter stream of the generation worker (seclab:dlq).", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ RedisOpt = Annotated[str | None, typer.Option("--redis-url", help="default: SECL
 def _redis(url: str | None) -> Any:
     import redis.asyncio as aioredis
 
-    if url:
+    if url:  # the operator's own URL (credentials in it, if any): nothing of the settings applies
         return aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
     from app.core.config import load_settings
     from app.worker.runtime import redis_client

@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 import typer
 
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 app = typer.Typer(help="Models of the local llama.cpp server.", no_args_is_help=True)
 

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from seclab.errors import LabError
+from labdef.errors import LabError
 
 
 def require_root(geteuid: Callable[[], int] | None = None) -> None:
@@ -33,7 +33,8 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Print USER's generated password (root only; nothing else is printed)."""
         require_root()
-        from seclab import labdef, tokens
+        import labdef
+        from labdef import tokens
 
         lab = labdef.load()
         if totp:

@@ -16,13 +16,13 @@ from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
+import labdef
 from pki.ca import EnsureResult, ensure, revoke, rotate, status
 from pki.layout import DEFAULT_PRIVATE_GROUP, Layout
 from pki.plan import build_plan
 from pki.reload import run_hooks
 from pki.reloader import Outcome, Reloader
 from pki.services import build_reload_plan
-from seclab import labdef
 
 app = typer.Typer(
     help="Lab PKI: root and intermediate CA, service and mTLS client certificates, CRL.",

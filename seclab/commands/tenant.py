@@ -25,8 +25,8 @@ from typing import Annotated, Any
 
 import typer
 
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 app = typer.Typer(help="Add or remove a tenant (lab.yml, PostgreSQL, Redis, identity provider).", no_args_is_help=True)
 

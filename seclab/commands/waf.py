@@ -29,8 +29,7 @@ Rate = Annotated[float | None, typer.Option(help="requests/s to the edge (defaul
 
 def _namespace(local: bool, levels: str | None, no_stock: bool, rate: float | None, json_file: Path | None,
                **extra: Any) -> argparse.Namespace:
-    from seclab import status
-    from seclab.labdef import load
+    from labdef import load, status
 
     lab = load()
     return argparse.Namespace(

@@ -1,6 +1,6 @@
 """The Ansible engine: `lab up` / `lab down` on Debian hosts (this one by default).
 
-It writes the lab definition (`seclab.labdef.as_vars`) to a 0600 file in a private temp dir, runs
+It writes the lab definition (`labdef.as_vars`) to a 0600 file in a private temp dir, runs
 `ansible-playbook` with `playbooks/ansible.cfg` and the `ansible.posix.jsonl` stdout callback, reports
 each task as it starts through `on_event`, and returns the PLAY RECAP numbers, the duration and, on
 failure, one line naming the failing task and its message. Why JSON lines: progress and errors are
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seclab import labdef
-from seclab.errors import LabError
+import labdef
+from labdef.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"

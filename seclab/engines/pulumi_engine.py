@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IAC_DIR = REPO_ROOT / "iac"

@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 
 def load_lab(path: Path) -> LabDefinition:
-    """lab.json as rendered by `seclab.labdef.as_vars` (`{"lab": {...}}`), or a bare definition."""
+    """lab.json as rendered by `labdef.as_vars` (`{"lab": {...}}`), or a bare definition."""
     data = json.loads(path.read_text(encoding="utf-8"))
     return LabDefinition.model_validate(data.get("lab", data))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 ADMIN_CLIENT_ID = "seclab-admin"
 BOOTSTRAP_CLIENT_ID = "seclab-bootstrap-admin"

@@ -1,4 +1,4 @@
-"""Converge the running Keycloak onto the realm `seclab.realm.build_realm_export(lab)` describes.
+"""Converge the running Keycloak onto the realm `labdef.realm.build_realm_export(lab)` describes.
 
 The realm is imported at Keycloak's first start; on every later `./lab up` this applies the same
 definition through the admin REST API (python-keycloak), so a change in lab.yml (a user, a tenant,
@@ -27,10 +27,10 @@ from typing import Any
 from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakError
 
-from seclab import realm as realm_mod
+from labdef import LabDefinition
+from labdef import realm as realm_mod
 from seclab.keycloak import access
 from seclab.keycloak.provision import RealmSecrets, load_secrets, write_private
-from seclab.labdef import LabDefinition
 
 # Realm keys that are not plain settings (collections converge separately, or import-only).
 _NOT_SETTINGS = {"realm", "keycloakVersion", "attributes", "defaultRole"}
@@ -195,7 +195,7 @@ def _converge_clients(admin: KeycloakAdmin, want: dict[str, Any], changed: list[
 
 
 def _harden_builtin_clients(admin: KeycloakAdmin, changed: list[str]) -> None:
-    """Keycloak's own clients of the realm (admin-cli, account), hardened as seclab.realm says."""
+    """Keycloak's own clients of the realm (admin-cli, account), hardened as labdef.realm says."""
     for client_id, want in realm_mod.BUILTIN_CLIENT_HARDENING.items():
         cid = admin.get_client_id(client_id)
         if not cid:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seclab import realm as realm_mod
-from seclab.keycloak import policy, totp
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition, totp
+from labdef import realm as realm_mod
+from seclab.keycloak import policy
 
 
 class ProvisionError(RuntimeError):

@@ -208,7 +208,7 @@ def lynis_section(opts: Options) -> dict[str, Any]:
 def _hardening_state() -> dict[str, Any] | None:
     """The os_hardening role's record on this host (enabled, counts by status), shown beside the index."""
     try:
-        from seclab import labdef
+        import labdef
 
         path = Path(labdef.load().paths.etc) / "os_hardening.json"
         state = json.loads(path.read_text(encoding="utf-8"))
@@ -225,7 +225,8 @@ def identity_section(opts: Options) -> dict[str, Any]:
     st = opts.identity
     if st is None and opts.collect_identity:
         try:
-            from seclab import labdef, status
+            import labdef
+            from labdef import status
 
             st = status.collect(labdef.load())
         except Exception as exc:  # noqa: BLE001 - a report must still be written when the lab is half up

@@ -88,7 +88,7 @@ def test_replay_to_an_unreachable_broker_keeps_the_entry(db3: tuple[str, Any],
     """The stream is read from the reachable Redis, the task published to a closed port: kept, reported."""
     import seclab.commands.dlq as dlq_cmd
     from app.worker.celery_app import celery_app
-    from seclab.errors import LabError
+    from labdef.errors import LabError
 
     url, r = db3
     _dead_letter(url, str(uuid4()))

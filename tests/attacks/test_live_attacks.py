@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from seclab import labdef
+import labdef
 from tests.conftest import need
 
 pytestmark = [pytest.mark.integration, pytest.mark.late, pytest.mark.timeout(1500)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import labdef
 from attacks.suites.llm import foreign_pii, pii_in
-from seclab import labdef
 from seclab.commands.attack import build_target
 
 LAB = labdef.load(Path(__file__).resolve().parents[2] / "lab.yml")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seclab import labdef
+import labdef
 from seclab.commands import attack as attack_cmd
 from waf_rules import render
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from edge.render import render
+from labdef import LabDefinition, load
 from pki import build_plan, ensure
-from seclab.labdef import LabDefinition, load
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -315,8 +315,8 @@ def test_backend_refuses_a_client_without_certificate(upstreams: Upstreams, pki_
 def test_backend_refuses_a_certificate_from_another_ca(
     upstreams: Upstreams, pki_dir: Path, tmp_path: Path
 ) -> None:
+    from labdef import load
     from pki import build_plan, ensure
-    from seclab.labdef import load
 
     other = tmp_path / "other-pki"
     ensure(build_plan(load()), other, private_group=None)  # a second, unrelated lab CA

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from edge.render import DEFAULTS_FILE, TEMPLATE_DIR, TEMPLATES, environment, render, template_vars
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 from tests.conftest import need
 
 from .conftest import nginx_test, render_edge

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from seclab.labdef import LabDefinition, as_vars
+from labdef import LabDefinition, as_vars
 from tests.conftest import need
 
 from .conftest import EDGE_HTTP, EDGE_HTTPS, REPO, give_to_workers, port_open, run_dir

@@ -29,7 +29,7 @@ from attacks.evidence import (
     parse_modsec_audit_log,
     parse_modsec_error_log,
 )
-from seclab.labdef import load
+from labdef import load
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def live() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def token(live: dict[str, Any]) -> str:
-    from seclab.tokens import get_access_token
+    from labdef.tokens import get_access_token
 
     return get_access_token(live["lab"], "alice")
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from seclab.labdef import LabDefinition, load
+from labdef import LabDefinition, load
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,8 @@ def lab() -> LabDefinition:
 def _token(lab: LabDefinition, role: str) -> str:
     """A token of the first lab.yml user with `role`. A lab-admin's TOTP code is accepted once per
     30 s step (replay protection), and other tests may use the same step: retry on the next step."""
-    from seclab.errors import LabError
-    from seclab.tokens import get_access_token
+    from labdef.errors import LabError
+    from labdef.tokens import get_access_token
 
     user = next(u.username for u in lab.users if role in u.roles)
     for attempt in range(4):

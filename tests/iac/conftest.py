@@ -87,6 +87,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         return pulumi.Output.all(*[svc.container.id for svc in holder["services"].values()])
 
     deploy()
-    from seclab.labdef import load
+    from labdef import load
 
     return Run(mocks, holder["services"], load())

@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
-from seclab import labdef
-from seclab.keycloak import access, totp
+import labdef
+from labdef import totp
+from labdef.realm import build_realm_export
+from seclab.keycloak import access
 from seclab.keycloak.provision import probe_secret_path
-from seclab.realm import build_realm_export
 from tests.conftest import need
 
 

@@ -30,8 +30,8 @@ from joserfc.jwk import RSAKey
 from app.core.config import Settings
 from app.core.ratelimit import Decision
 from app.main import create_app
+from labdef.realm import PROBE_CLIENT_ID
 from seclab.keycloak import access
-from seclab.realm import PROBE_CLIENT_ID
 
 from .conftest import Keycloak
 

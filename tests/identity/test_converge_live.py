@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from seclab.keycloak import totp
+from labdef import LabDefinition, User, totp
 from seclab.keycloak.converge import converge
-from seclab.labdef import LabDefinition, User
 
 from .conftest import Keycloak, strong_password
 

@@ -20,7 +20,7 @@ from seclab.keycloak import access
 from .conftest import Keycloak
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIVERS = ROOT / "seclab" / "kcwarden-waivers.yml"
+WAIVERS = ROOT / "labdef" / "kcwarden-waivers.yml"
 KCWARDEN = shutil.which("kcwarden", path=str(Path(sys.executable).parent)) or "kcwarden"
 SEVERE = {"Medium", "High", "Critical"}
 

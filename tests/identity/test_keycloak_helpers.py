@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from seclab import labdef
-from seclab.keycloak import access, totp
+import labdef
+from labdef import totp
+from seclab.keycloak import access
 from seclab.keycloak.__main__ import main
 from seclab.keycloak.converge import _Applied, _settings_diff
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from labdef.realm import PROBE_CLIENT_ID
 from seclab.keycloak import access
-from seclab.realm import PROBE_CLIENT_ID
 
 from .conftest import Keycloak, strong_password
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seclab import labdef
+import labdef
+from labdef.realm import REASONS, reasons_markdown, write_realm_export
 from seclab.keycloak.provision import ProvisionError, probe_secret_path, provision
-from seclab.realm import REASONS, reasons_markdown, write_realm_export
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIVERS = ROOT / "seclab" / "kcwarden-waivers.yml"
+WAIVERS = ROOT / "labdef" / "kcwarden-waivers.yml"
 KCWARDEN = shutil.which("kcwarden", path=str(Path(sys.executable).parent)) or "kcwarden"
 SEVERE = {"Medium", "High", "Critical"}
 
@@ -115,7 +115,7 @@ def test_users_and_secrets(lab: labdef.LabDefinition, realm_export: dict, tmp_pa
 
 def test_reasons_are_in_the_docs() -> None:
     docs = (ROOT / "docs" / "identity.md").read_text()
-    assert reasons_markdown() in docs, "regenerate the table: python -c 'from seclab.realm import reasons_markdown; print(reasons_markdown())'"
+    assert reasons_markdown() in docs, "regenerate the table: python -c 'from labdef.realm import reasons_markdown; print(reasons_markdown())'"
     assert all(ref for _, ref in REASONS.values())
 
 

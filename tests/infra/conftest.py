@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from seclab import labdef
+import labdef
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

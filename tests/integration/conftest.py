@@ -23,7 +23,7 @@ from app.core.config import Settings, env_file_path, load_settings
 from app.db import admin
 from app.db.connect import connect_owner, ssl_context
 from app.main import create_app
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 from tests.conftest import AUDIENCE, ISSUER, FakeIssuer
 
 pytestmark = pytest.mark.integration

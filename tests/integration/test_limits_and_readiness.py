@@ -11,7 +11,7 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from seclab.labdef import LabDefinition, RateLimits
+from labdef import LabDefinition, RateLimits
 from tests.conftest import FakeIssuer
 from tests.integration.conftest import auth, stand_in_screener
 

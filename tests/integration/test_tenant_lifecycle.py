@@ -23,7 +23,7 @@ import httpx
 from app.ai.budget import TokenBudget
 from app.core.config import Settings
 from app.worker.dlq import DLQ_KEY, DlqEntry, dlq_add
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 from tests.conftest import need
 from tests.integration.conftest import InProcessWorker
 from tests.integration.test_tenants import NOTHING, leftovers

@@ -17,7 +17,7 @@ import httpx
 
 from app.core.config import Settings
 from app.db import tenancy
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 from tests.integration.conftest import InProcessWorker, auth
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+import labdef
 from monitoring import render
-from seclab import labdef
 
 from .support import REPO  # noqa: F401  (sys.path set-up happens on import)
 

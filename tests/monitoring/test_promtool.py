@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
+import labdef
 from monitoring import render
-from seclab import labdef
 
 from .support import MONITORING, tool
 

@@ -4,9 +4,9 @@ import statistics
 import tempfile
 import time
 
+from labdef import load
 from pki.ca import ensure, rotate, status
 from pki.plan import build_plan
-from seclab.labdef import load
 
 plan = build_plan(load())
 a, b, c, s = [], [], [], []

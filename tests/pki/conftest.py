@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from labdef import LabDefinition, load
 from pki.ca import EnsureResult, ensure
 from pki.layout import Layout
 from pki.model import PkiPlan
 from pki.plan import build_plan
-from seclab.labdef import LabDefinition, load
 from tests.pki.pki_support import EXTRA_HOST, T0
 
 

@@ -11,9 +11,9 @@ import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
+from labdef import LabDefinition, as_vars
 from pki.layout import Layout
 from seclab.commands.pki import app
-from seclab.labdef import LabDefinition, as_vars
 from tests.pki.pki_support import cert
 
 ROOT = Path(__file__).resolve().parents[2]

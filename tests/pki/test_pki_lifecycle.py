@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from labdef import LabDefinition
 from pki.ca import EnsureResult, ensure, revoke, rotate, status
 from pki.layout import Layout
 from pki.model import PkiPlan
 from pki.plan import build_plan
-from seclab.labdef import LabDefinition
 from tests.conftest import need
 from tests.pki.pki_support import T0, cert
 

@@ -7,9 +7,9 @@ from ipaddress import ip_address
 import pytest
 from pydantic import ValidationError
 
+from labdef import LabDefinition
 from pki.model import CertSpec, PkiPlan
 from pki.plan import CLIENTS, SERVERS, build_plan
-from seclab.labdef import LabDefinition
 from tests.pki.pki_support import EXTRA_HOST
 
 SERVICES = {"edge", "app", "idp", "postgres", "redis", "prometheus", "llama", "flower"}

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+import labdef
 from pki.layout import Layout
 from pki.probe import client_context, file_sha256, presented_sha256
-from seclab import labdef
 
 pytestmark = pytest.mark.integration
 

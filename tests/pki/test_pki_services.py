@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from labdef import LabDefinition
 from pki import loaded
 from pki.ca import ensure, rotate
 from pki.layout import Layout
@@ -22,7 +23,6 @@ from pki.probe import client_context, file_sha256, presented_sha256
 from pki.reloader import REDIS_RELOAD_SECRET, REDIS_RELOAD_USER, Reloader
 from pki.services import PROGRAMS, ReloadPlan, build_reload_plan, select
 from seclab.commands.pki import app as pki_app
-from seclab.labdef import LabDefinition
 
 ROLES = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 

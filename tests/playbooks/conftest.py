@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seclab import labdef
+import labdef
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from seclab import labdef
+import labdef
 from seclab.engines import ansible_engine
 from tests.conftest import need
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from seclab import labdef
-from seclab.tokens import get_access_token
+import labdef
+from labdef.tokens import get_access_token
 from tests.conftest import need
 
 pytestmark = [pytest.mark.integration, pytest.mark.late, pytest.mark.timeout(1800)]

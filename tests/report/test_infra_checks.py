@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.render import render
-from seclab.labdef import load
+from labdef import load
 from seclab.report.inputs import control_of, load_catalog
 from tests.infra import nginx_checks as ck
 from tests.infra.nginxconf import parse_dump

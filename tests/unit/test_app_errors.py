@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from seclab.labdef import load
+from labdef import load
 from tests.conftest import AUDIENCE, ISSUER, FakeIssuer
 
 LAB = load(Path(__file__).resolve().parents[2] / "lab.yml")

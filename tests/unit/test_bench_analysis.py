@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+import labdef
 from benchmarks import analysis, runner
-from seclab import labdef
-from seclab.errors import LabError
+from labdef.errors import LabError
 
 TARGET, MAX_ERR = 500.0, 0.0
 

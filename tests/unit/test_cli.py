@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from seclab import labdef, status
+import labdef
+from labdef import status
 
 ROOT = Path(__file__).resolve().parents[2]
 

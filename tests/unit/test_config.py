@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import load_settings
-from seclab.labdef import as_vars, load
+from labdef import as_vars, load
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from seclab import labdef
+import labdef
+from labdef.errors import LabError
 from seclab.commands.backup import BackupConfig, backup_rows, parse_target, pg_target, restore_argv
 from seclab.commands.tenant import add_to_yaml, remove_from_yaml
-from seclab.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = BackupConfig(stanza="seclab", pg_user="postgres", data_dir="/d", socket_dir="/s", port=5432, bin_dir="/b",

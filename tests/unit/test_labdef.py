@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from seclab import labdef
+import labdef
 
 GOOD = """\
 tenants:

@@ -28,7 +28,7 @@ def _require_waf_packages() -> None:
 
 @pytest.fixture(scope="session")
 def lab() -> Any:
-    from seclab.labdef import load
+    from labdef import load
 
     return load()
 

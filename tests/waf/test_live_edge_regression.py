@@ -28,7 +28,7 @@ SEED = 3304
 
 @pytest.fixture(scope="module")
 def edge_vs_stock(crs_regression: Path, waf_packages: None) -> dict[str, Any]:
-    from seclab.labdef import load
+    from labdef import load
 
     lab = load()
     ca = Path(lab.paths.pki) / "ca" / "ca-bundle.crt"

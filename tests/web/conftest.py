@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seclab import labdef
+import labdef
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"

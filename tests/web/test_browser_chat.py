@@ -27,7 +27,7 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>[x](ja
 
 
 def _token(user: str) -> str:
-    from seclab.tokens import get_access_token
+    from labdef.tokens import get_access_token
 
     return get_access_token(lab(), user)
 
@@ -56,7 +56,7 @@ def bob_conversation(prerequisites: dict[str, Path]) -> str:  # noqa: F811
 def _login(page: Any, user: str) -> None:
     """Keycloak's own form with the lab's generated password, then its TOTP step when the realm asks
     for one (lab-admins); the page shows the user once the code came back to /callback."""
-    from seclab.tokens import user_password, user_totp
+    from labdef.tokens import user_password, user_totp
 
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/realms/**", timeout=30_000)

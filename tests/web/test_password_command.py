@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from labdef.errors import LabError
 from seclab.commands.password import require_root
-from seclab.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[2]
 

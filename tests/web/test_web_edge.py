@@ -121,7 +121,7 @@ def test_only_build_assets_are_compressed(edge: httpx.Client) -> None:
 
 
 def _bearer(user: str) -> dict[str, str]:
-    from seclab.tokens import get_access_token
+    from labdef.tokens import get_access_token
 
     return {"Authorization": f"Bearer {get_access_token(lab(), user)}"}
 

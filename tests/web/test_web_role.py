@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+import labdef
 from edge.render import render
-from seclab import labdef
 from tests.playbooks.test_playbooks import MAGIC, _defaults_with_comments, _role_variables
 
 ROOT = Path(__file__).resolve().parents[2]

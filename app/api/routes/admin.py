@@ -23,9 +23,10 @@ from app.models.api import (
     TenantList,
     TenantOut,
 )
+from labdef import NAME_RE
 
 router = APIRouter(prefix="/admin", tags=["lab-admin"])
-TenantName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
+TenantName = Annotated[str, Path(pattern=NAME_RE)]
 
 
 @router.get("/tenants", response_model=TenantList)

@@ -19,10 +19,8 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import ChatUser, TenantDB, TenantTransactions, TenantTxs
-from app.api.routes.chat import NOT_FOUND, message_out
-from app.core.problems import Problem
-from app.crud import chat
 from app.models.api import ExchangeOut, ResourceId
+from app.services.messages import find_exchange, read_exchange
 
 router = APIRouter(prefix="/conversations", tags=["chat"])
 
@@ -38,15 +36,6 @@ SSE_HEADERS = {
     # nginx honours this per response: events reach the client as they are written, not buffered.
     "X-Accel-Buffering": "no",
 }
-
-
-async def _exchange(txs: TenantTransactions, conversation_id: UUID, message_id: UUID) -> ExchangeOut | None:
-    async with txs() as db:
-        msg = await chat.get_user_message(db, conversation_id, message_id)
-        if msg is None:
-            return None
-        reply = await chat.get_reply(db, message_id)
-    return ExchangeOut(message=message_out(msg), reply=message_out(reply) if reply else None)
 
 
 def _is_final(ex: ExchangeOut) -> bool:
@@ -86,7 +75,7 @@ async def exchange_events(
             last_write = now
         await asyncio.sleep(min(delay, max(0.0, max_s - (now - start))))
         delay = min(delay * 2, POLL_MAX_S)
-        latest = await _exchange(txs, conversation_id, current.message.id)
+        latest = await read_exchange(txs, conversation_id, current.message.id)
         if latest is None:  # deleted meanwhile (tenant purge): nothing more will come
             yield sse_event("done", json.dumps({"status": "gone"}))
             return
@@ -102,13 +91,7 @@ async def exchange_events(
 @router.get("/{conversation_id}/messages/{message_id}", response_model=ExchangeOut)
 async def get_message(conversation_id: ResourceId, message_id: ResourceId, user: ChatUser, db: TenantDB) -> ExchangeOut:
     """A user message of the caller's conversation with its answer (null while pending)."""
-    if await chat.get_conversation(db, user.sub, conversation_id) is None:
-        raise Problem(404, "not-found", NOT_FOUND)
-    msg = await chat.get_user_message(db, conversation_id, message_id)
-    if msg is None:
-        raise Problem(404, "not-found", "no such message")
-    reply = await chat.get_reply(db, message_id)
-    return ExchangeOut(message=message_out(msg), reply=message_out(reply) if reply else None)
+    return await find_exchange(db, user.sub, conversation_id, message_id)
 
 
 @router.get(
@@ -121,13 +104,10 @@ async def get_message(conversation_id: ResourceId, message_id: ResourceId, user:
 async def message_events(
     conversation_id: ResourceId, message_id: ResourceId, user: ChatUser, txs: TenantTxs
 ) -> StreamingResponse:
-    """Follow a message until it is answered: Server-Sent Events of its checked state, never raw tokens."""
+    """Follow a message until it is answered: Server-Sent Events of its checked state, never raw tokens.
+    An unknown id is a plain 404 problem, checked before the stream starts (not an empty stream)."""
     async with txs() as db:
-        owned = await chat.get_conversation(db, user.sub, conversation_id) is not None
-    first = await _exchange(txs, conversation_id, message_id) if owned else None
-    if first is None:
-        # Checked before the stream starts: an unknown id is a plain 404 problem, not an empty stream.
-        raise Problem(404, "not-found", NOT_FOUND if not owned else "no such message")
+        first = await find_exchange(db, user.sub, conversation_id, message_id)
     return StreamingResponse(
         exchange_events(txs, conversation_id, first), media_type="text/event-stream", headers=SSE_HEADERS
     )

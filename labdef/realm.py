@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from seclab.labdef import LabDefinition
+from labdef import NAME_RE, LabDefinition
 
 ROLES: dict[str, str] = {
     "user": "Chat in the user's own tenant.",
@@ -117,7 +117,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "CLI client: direct grants only": (
         ("`lab token USER` uses the password grant: a separate public client with *only* that grant "
         "(no browser flow, no redirect URI), behind brute-force protection and lab-admin OTP. "
-        "Waived in seclab/kcwarden-waivers.yml."),
+        "Waived in labdef/kcwarden-waivers.yml."),
         "RFC 9700 2.4 (ROPC must not be used: accepted for lab tooling only)",
     ),
     "audience mapper": (
@@ -236,7 +236,7 @@ def _user_profile() -> dict[str, Any]:
              "validations": {"length": {"max": 255}, "person-name-prohibited-characters": {}}},
             {"name": "tenant", "displayName": "Tenant", "multivalued": False,
              "permissions": {"view": ["admin"], "edit": ["admin"]},
-             "validations": {"pattern": {"pattern": "^[a-z][a-z0-9_]{1,30}$", "error-message": "bad tenant"}}},
+             "validations": {"pattern": {"pattern": NAME_RE, "error-message": "bad tenant"}}},
         ],
         "groups": [{"name": "user-metadata", "displayHeader": "User metadata",
                     "displayDescription": "Attributes, which refer to user metadata"}],
@@ -498,7 +498,7 @@ def build_realm_export(
                 "config": {"kc.user.profile.config": [json.dumps(_user_profile())]},
             }],
         },
-        "attributes": {"seclab.generatedBy": "seclab.realm.build_realm_export"},
+        "attributes": {"seclab.generatedBy": "labdef.realm.build_realm_export"},
     }
 
 

@@ -1,4 +1,4 @@
-"""`lab status`: probes every lab service over loopback and names the identity provider in use.
+"""Where the lab's services listen and whether they answer (behind `lab status`, load runs, token helpers).
 
 Probes speak each service's protocol (TCP accept, HTTP health) instead of trusting the process
 manager: a running process that does not answer is not "up" for the person using the lab.
@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.console import Console
-from rich.table import Table
 
-from seclab.labdef import LabDefinition
+from labdef import LabDefinition
 
 
 def _tcp_up(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
@@ -128,17 +126,3 @@ def collect(lab: LabDefinition) -> dict[str, Any]:
         "realm_export": str(realm_export_path(lab)),
         "services": services,
     }
-
-
-def print_table(st: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"lab {st['lab']}", show_lines=False)
-    table.add_column("service")
-    table.add_column("state")
-    table.add_column("address")
-    for name, s in st["services"].items():
-        state = "[green]up[/]" if s["up"] else "[red]down[/]"
-        table.add_row(name, state, s.get("address", ""))
-    console.print(table)
-    console.print(f"identity provider: {st['idp']['label']}  issuer {st['idp']['issuer']}")
-    console.print(f"API: {st['api']['url']}   edge: {st['edge']['url']}   CA: {st['edge']['ca_cert']}")
-    console.print(f"realm export: {st['realm_export']}")

@@ -1,6 +1,6 @@
 """Tokens/s and time to first token of the tiny model through the llama.cpp server (streaming).
 
-    python -m benchmarks.llm.tiny [--runs 10] [--max-tokens 64] [--port 18081] [--json FILE]
+    python -m app.ai.tinymodel_speed [--runs 10] [--max-tokens 64] [--port 18081] [--json FILE]
 
 Starts its own server (loopback, API key required, config file written the way `lab model add`
 writes llama.json) on a free lab test port, measures through the OpenAI SDK (the same protocol the

@@ -3,11 +3,17 @@
 Why one model: every engine renders from the same data, so the topology cannot drift between
 the native (Ansible) and container (Pulumi) paths. Errors name the field *and* the line of the
 YAML file, because a student editing `lab.yml` should not have to read a Pydantic traceback.
+
+This package is the project's kernel: it imports nothing of the project, and everything else (the app,
+PKI, IaC, attacks, benchmarks, the CLI) imports it. Beside the model: `realm` (the Keycloak realm built
+from it), `errors` (LabError), `status` (where the lab's services listen), `tokens` and `totp` (logging
+in as a lab user). tests/test_import_rules.py keeps the arrows pointing down.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +30,11 @@ from pydantic import (
 )
 
 NAME_RE = r"^[a-z][a-z0-9_]{1,30}$"
-"""Tenant and user names become PostgreSQL identifiers and Redis key parts: keep them boring."""
+"""Tenant and user names become PostgreSQL identifiers and Redis key parts: keep them boring.
+The one definition: the app (token claims, admin paths, the worker), the realm and the models use it;
+SQL, which cannot import it, repeats it in a CHECK (app/db/migrations/lab/0001_lab.sql).
+"""
+NAME_PATTERN = re.compile(NAME_RE)
 
 Role = Literal["user", "tenant-admin", "lab-admin"]
 

@@ -1,6 +1,6 @@
 """What per-tenant login pools cost: connections and memory at N tenants (issue 14, part 1).
 
-`python -m benchmarks.tenant_pools --tenants 10,100` on a provisioned lab, as root (it reads the
+`python -m tools.tenant_pools --tenants 10,100` on a provisioned lab, as root (it reads the
 server backends' /proc/<pid>/smaps_rollup and the owner's password). For each N it creates N throw-away
 tenants (`zp<run>_<i>`), runs one transaction in each through `TenantPools` (what the API and the
 worker do), and reports:
@@ -10,6 +10,8 @@ worker do), and reports:
 - with more tenants than `max_pools`, the least recently used idle pool closes (so backends <= max_pools);
 - after the idle time: connections still open (the pools' min_size is 0, so this should be 0).
 The tenants are removed afterwards (also on an error). Prints one JSON line per N.
+White-box (it drives the app's own `TenantPools`), so it lives in tools/, not in benchmarks/ (black-box
+runs only, tests/test_import_rules.py).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ async def measure(n: int, idle_s: float, max_pools: int | None) -> dict[str, Any
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.tenant_pools", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tools.tenant_pools", description=__doc__.splitlines()[0])
     p.add_argument("--tenants", default="10,100", help="comma-separated tenant counts")
     p.add_argument("--idle-s", type=float, default=5.0, help="pool idle time before a connection closes")
     p.add_argument("--max-pools", type=int, default=None, help="pools held at once (default: the settings')")

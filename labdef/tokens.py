@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from seclab.errors import LabError
-from seclab.labdef import LabDefinition
-from seclab.status import idp_info, idp_verify
+from labdef import LabDefinition
+from labdef.errors import LabError
+from labdef.status import idp_info, idp_verify
 
 
 def issuer(lab: LabDefinition) -> str:
@@ -39,7 +39,7 @@ def user_totp(lab: LabDefinition, username: str) -> str | None:
     at provisioning and is the user's OTP credential in Keycloak."""
     if "lab-admin" not in lab.user(username).roles:
         return None
-    from seclab.keycloak import totp
+    from labdef import totp
 
     path = Path(lab.paths.secrets) / "users" / f"{username}.totp"
     try:

@@ -1,1 +1,0 @@
-"""LLM benchmarks (the local llama.cpp server with the generated tiny model)."""
