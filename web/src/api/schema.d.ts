@@ -168,10 +168,8 @@ export interface paths {
         put?: never;
         /**
          * Post Message
-         * @description Accept a message: store it `pending` (PostgreSQL is the source of truth), commit, then enqueue
-         *     the worker's task (ids only). 202 with `reply: null`; 201 with the reply if it came within
-         *     `Prefer: wait`. An accepted message is never lost: if the enqueue fails (Redis down) the sweeper
-         *     enqueues it later; if PostgreSQL is down nothing is accepted (503).
+         * @description Accept a message (app.services.messages.MessagePath.accept): 202 with `reply: null`; 201 with the
+         *     reply if it came within `Prefer: wait`; an Idempotency-Key retry gets the first result.
          */
         post: operations["post_message_api_v1_conversations__conversation_id__messages_post"];
         delete?: never;
@@ -210,6 +208,7 @@ export interface paths {
         /**
          * Message Events
          * @description Follow a message until it is answered: Server-Sent Events of its checked state, never raw tokens.
+         *     An unknown id is a plain 404 problem, checked before the stream starts (not an empty stream).
          */
         get: operations["message_events_api_v1_conversations__conversation_id__messages__message_id__events_get"];
         put?: never;
