@@ -111,6 +111,28 @@ def test_the_api_keeps_its_own_locked_down_csp(edge: httpx.Client) -> None:
     assert res.headers["content-security-policy"].startswith("default-src 'none'; frame-ancestors 'none'")
 
 
+def test_keycloak_login_page_gets_the_csp_that_fits_its_theme(edge: httpx.Client) -> None:
+    """/realms/ carries the edge role's edge_idp_csp (why: Keycloak's per-session inline scripts), never
+    the page's or the API's, and the login form the browser gets really has such inline scripts."""
+    import yaml
+
+    from tests.web.conftest import ROOT
+
+    expected = yaml.safe_load((ROOT / "playbooks/roles/edge/defaults/main.yml").read_text())["edge_idp_csp"]
+    realm = lab().identity.realm
+    res = edge.get(f"/realms/{realm}/protocol/openid-connect/auth", params={
+        "client_id": "seclab-web", "response_type": "code", "scope": "openid",
+        "redirect_uri": "https://localhost/callback", "code_challenge_method": "S256",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"})
+    assert res.status_code == 200 and 'id="kc-form-login"' in res.text, res.status_code
+    assert res.headers.get_list("content-security-policy") == [expected]
+    csp = directives(expected)
+    assert csp["frame-ancestors"] == ["'none'"] and csp["object-src"] == ["'none'"] and "'unsafe-eval'" not in expected
+    assert inline_script_hashes(res.text), "Keycloak's login page has no inline script: drop 'unsafe-inline'"
+    page = directives(edge.get("/").headers["content-security-policy"])
+    assert "'unsafe-inline'" not in page["script-src"]
+
+
 def test_only_build_assets_are_compressed(edge: httpx.Client) -> None:
     """gzip for the secret-free build assets only; HTML and API answers stay uncompressed (BREACH)."""
     html = edge.get("/", headers={"Accept-Encoding": "gzip"})
