@@ -85,7 +85,9 @@ def test_rendered_configs_come_from_the_shared_templates() -> None:
     acl = render.redis_acl(lab, {u: "ab" * 32 for u in render.redis_acl_users(lab)})
     assert acl.startswith("user default off") and "#" + "ab" * 32 in acl
     # seclab_tls_reload: CONFIG SET of the tls-* files for `lab pki rotate` (pki/services.py).
-    assert set(render.redis_acl_users(lab)) == {"seclab_app", "seclab_worker", "seclab_exporter", "seclab_tls_reload"}
+    # seclab_tenant_admin: SCAN + DEL of a removed tenant's keys (`lab tenant remove`, durability).
+    assert set(render.redis_acl_users(lab)) == {"seclab_app", "seclab_worker", "seclab_exporter", "seclab_tls_reload",
+                                                "seclab_tenant_admin"}
     mon = render.monitoring_files(lab)
     assert f"app:{lab.ports.app}" in mon["prometheus.yml"] and "rules/seclab.yml" in mon
     sql = render.pg_init_sh(lab)
