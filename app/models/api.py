@@ -147,6 +147,35 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
+class LabAuditEntryOut(BaseModel):
+    scope: str = Field(description="the tenant whose audit log holds the entry")
+    id: int
+    ts: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str
+
+
+class LabAuditPage(BaseModel):
+    items: list[LabAuditEntryOut]
+    next_cursor: str | None
+
+
+class EdgeRefusalOut(BaseModel):
+    ts: str
+    request_id: str = Field(description="the edge's X-Request-ID: grep it in /var/log/seclab to follow the request")
+    status: int
+    cause: str = Field(description="the problem type's cause (urn:seclab:problem:<cause>)")
+    method: str
+    path: str
+    client: str
+
+
+class EdgeRefusalList(BaseModel):
+    items: list[EdgeRefusalOut]
+
+
 class TenantCreate(_Request):
     name: str = Field(pattern=NAME_RE)
 

@@ -61,8 +61,9 @@ def test_audit_log_keeps_no_tokens_or_chat_text(lab: Any, tmp_path: Path) -> Non
     assert set("AHZ") <= set(parts.group(1)) and not set("BIJE") & set(parts.group(1)), parts.group(1)
 
 
-def test_exclusions_only_touch_the_message_field(lab: Any, tmp_path: Path) -> None:
-    """Every runtime exclusion names ARGS:json.content (or REQUEST_BODY) and sits behind the route match."""
+def test_exclusions_only_touch_the_message_field_and_keycloak_cookies(lab: Any, tmp_path: Path) -> None:
+    """Every runtime exclusion names ARGS:json.content (or REQUEST_BODY), or one of Keycloak's cookies, and
+    sits behind its route match."""
     render(lab, tmp_path, tmp_path / "audit.json")
     text = (tmp_path / "rules" / "REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf").read_text()
     ctls = re.findall(r"ctl:(ruleRemove\w+)=([^,\"\s]+)", text)
@@ -71,7 +72,14 @@ def test_exclusions_only_touch_the_message_field(lab: Any, tmp_path: Path) -> No
         if (kind, arg) == ("ruleRemoveById", "913101"):
             continue  # the one whole-rule removal: scripted-client User-Agents on the API routes only
         assert kind in ("ruleRemoveTargetById", "ruleRemoveTargetByTag"), kind  # never a whole rule
-        assert arg.split(";")[1] in ("ARGS:json.content", "REQUEST_BODY"), arg
+        tag, target = arg.split(";")
+        if target.startswith("REQUEST_COOKIES:"):  # Keycloak's own cookies: SQLi/XSS only, named ones only
+            assert kind == "ruleRemoveTargetByTag" and tag in ("attack-sqli", "attack-xss"), arg
+            assert re.fullmatch(r"REQUEST_COOKIES:(?:KC|AUTH_SESSION|KEYCLOAK)_[A-Z_]+", target), arg
+            continue
+        assert target in ("ARGS:json.content", "REQUEST_BODY"), arg
+    kc = re.search(r'SecRule REQUEST_FILENAME "([^"]+)"\s*\\\s*"id:1000120,', text)
+    assert kc and kc.group(1).startswith("@rx ^/realms/[A-Za-z0-9_-]{1,64}/(?:login-actions/"), "cookie exclusion must be route-bound"
     whole = re.search(r'SecRule REQUEST_FILENAME "([^"]+)"[^;]*?ctl:ruleRemoveById=913101', text, re.DOTALL)
     assert whole and whole.group(1).startswith("@rx ^/(?:api/v1/|realms/"), "913101 removal must be route-bound"
     assert "REQUEST_FILENAME \"@rx ^/api/v1/conversations/[A-Za-z0-9_-]{1,64}/messages$\"" in text

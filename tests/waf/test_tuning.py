@@ -38,6 +38,14 @@ def _json(payload: Any) -> bytes:
 JSON = {"Content-Type": "application/json", **AUTH}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
+# Keycloak's login form POST as a browser sends it, with Keycloak's own cookies. Their values are
+# base64url JWTs, where '--' followed later by '-' is ordinary and matches CRS 942440 (SQL comment).
+KC_LOGIN = "/realms/seclab/login-actions/authenticate?session_code=Zx9-QeR&execution=5d1c-4f&client_id=seclab-web&tab_id=T-1"
+KC_RESTART = ("eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4Q0JDLUhTMjU2In0..Qx--7cUe0_Lm2Kp-fRs8Hw.pPq3--Zr8_kTnQ0-"
+              "mN4vX0x1f3e5a7bb9c_1aB--cD-eF.Ua0--b-1")
+KC_COOKIES = (f"AUTH_SESSION_ID=3f2b7c1e-8a4d-4e0f-9b6a-2c5d8e7f1a0b.kc-node--1-2; KC_RESTART={KC_RESTART}; "
+              "KC_AUTH_SESSION_HASH=Qm--x9-Z_0xdeadbeef")
+
 # Each case: (name, raw request). All must be refused (403) by the tuned config at PL1 and PL2.
 ATTACKS: list[tuple[str, bytes]] = [
     ("sqli-in-query-on-message-route",
@@ -68,6 +76,17 @@ ATTACKS: list[tuple[str, bytes]] = [
     ("content-repeated", _raw("POST", MSG, JSON, b'{"content": "hello", "content": "again"}')),
     ("content-oversized", _raw("POST", MSG, JSON, _json({"content": "a" * 64_050}))),
     ("invalid-json", _raw("POST", MSG, JSON, b'{"content": "unterminated')),
+    # Keycloak's cookies are excluded on its login routes only; the login form itself keeps full CRS:
+    ("sqli-in-login-form-with-keycloak-cookies", _raw("POST", KC_LOGIN, {**FORM, "Cookie": KC_COOKIES},
+                                                      b"username=admin%27%20OR%201%3D1--&password=x&credentialId=")),
+    ("xss-in-login-form-with-keycloak-cookies", _raw("POST", KC_LOGIN, {**FORM, "Cookie": KC_COOKIES},
+                                                     b"username=%3Cscript%3Ealert(1)%3C%2Fscript%3E&password=x")),
+    ("sqli-in-login-query", _raw("POST", KC_LOGIN + "&client_id=x%27%20OR%201%3D1--", {**FORM, "Cookie": KC_COOKIES},
+                                 b"username=alice&password=x")),
+    ("keycloak-cookie-sqli-on-api-route", _raw("GET", "/api/v1/conversations", {**AUTH, "Cookie": KC_COOKIES})),
+    ("keycloak-cookie-sqli-on-account-console", _raw("GET", "/realms/seclab/account/", {"Cookie": KC_COOKIES})),
+    ("other-cookie-on-login-route", _raw("POST", KC_LOGIN, {**FORM, "Cookie": "KC_RESTARTX=" + KC_RESTART},
+                                         b"username=alice&password=x")),
 ]
 
 
@@ -109,6 +128,22 @@ def test_the_exemption_is_real_sqli_text_passes_only_as_message_content(waf: Any
     ok = asyncio.run(send_raw(waf(False, level).base_url, _raw("POST", MSG, JSON, body), None))
     stock = asyncio.run(send_raw(waf(True, level).base_url, _raw("POST", MSG, JSON, body), None))
     assert (ok, stock) == (200, 403)
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_keycloak_login_post_with_its_cookies_passes_only_on_keycloak_routes(waf: Any, level: int) -> None:
+    """The login form's POST that stock CRS refuses for Keycloak's cookie values passes the lab's WAF."""
+    login = _raw("POST", KC_LOGIN, {**FORM, "Cookie": KC_COOKIES}, b"username=alice&password=Tr0ub4dor%263&credentialId=")
+    ok = asyncio.run(send_raw(waf(False, level).base_url, login, None))
+    stock = asyncio.run(send_raw(waf(True, level).base_url, login, None))
+    assert (ok, stock) == (200, 403)
+    # The same cookies on the endpoints the page reaches with them: the auth redirect and silent renewal.
+    auth = _raw("GET", "/realms/seclab/protocol/openid-connect/auth?client_id=seclab-web&response_type=code"
+                "&code_challenge_method=S256&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                {"Cookie": KC_COOKIES})
+    renew = _raw("POST", "/realms/seclab/protocol/openid-connect/token", {**FORM, "Cookie": KC_COOKIES},
+                 b"grant_type=refresh_token&client_id=seclab-web&refresh_token=eyJhbGciOiJIUzUxMiJ9.e30.c2ln")
+    assert [asyncio.run(send_raw(waf(False, level).base_url, r, None)) for r in (auth, renew)] == [200, 200]
 
 
 def test_block_is_problem_json_with_request_id(waf: Any) -> None:

@@ -3,15 +3,26 @@ edge's access check for Flower."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from app.api.deps import LabAdmin, OwnerConn, SettingsDep
+from app.api.deps import LabAdmin, LabDep, OwnerConn, SettingsDep, TenantTransactions
 from app.core.problems import Problem
 from app.core.security import LabAdmin as LabAdminRole
+from app.crud import lab_views
 from app.db import tenancy
-from app.models.api import AdminActionOut, AuditVerifyOut, TenantCreate, TenantList, TenantOut
+from app.models.api import (
+    AdminActionOut,
+    AuditVerifyOut,
+    EdgeRefusalList,
+    EdgeRefusalOut,
+    LabAuditEntryOut,
+    LabAuditPage,
+    TenantCreate,
+    TenantList,
+    TenantOut,
+)
 from labdef import NAME_RE
 
 router = APIRouter(prefix="/admin", tags=["lab-admin"])
@@ -44,6 +55,44 @@ async def delete_tenant(name: TenantName, admin: LabAdmin, conn: OwnerConn, sett
 async def verify_audit(admin: LabAdmin, conn: OwnerConn) -> AuditVerifyOut:
     tables, brk = await tenancy.verify_all(conn)
     return AuditVerifyOut(ok=brk is None, tables=tables, broken=brk.model_dump() if brk else None)
+
+
+def _page_size(lab: LabDep, limit: int | None) -> int:
+    size = limit if limit is not None else lab.limits.page_size_default
+    if size > lab.limits.page_size_max:
+        raise Problem(422, "validation", f"limit must be <= {lab.limits.page_size_max}")
+    return size
+
+
+PageLimit = Annotated[int | None, Query(ge=1, le=1000, description="page size (<= limits.page_size_max)")]
+
+
+@router.get("/audit", response_model=LabAuditPage)
+async def lab_audit_log(
+    request: Request,
+    admin: LabAdmin,
+    lab: LabDep,
+    limit: PageLimit = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="opaque cursor from next_cursor")
+    ] = None,
+) -> LabAuditPage:
+    """Every tenant's audit log merged, newest first: the lab-admin page's view of the attack/defence
+    demo (OWASP ASVS 4.0.3 V7.1.3, read-only). Each tenant is read under its own role, never as owner."""
+    def open_tenant(tenant: str) -> Any:
+        return TenantTransactions(request.app.state.orm, request.app.state.tenant_pools, tenant)()
+
+    rows, nxt = await lab_views.merged_audit(
+        open_tenant, [t.name for t in lab.tenants], _page_size(lab, limit), lab_views.decode_audit_cursor(cursor)
+    )
+    return LabAuditPage(items=[LabAuditEntryOut(**r) for r in rows], next_cursor=nxt)
+
+
+@router.get("/edge-refusals", response_model=EdgeRefusalList)
+async def edge_refusals(admin: LabAdmin, lab: LabDep, limit: PageLimit = None) -> EdgeRefusalList:
+    """The edge's latest own refusals (WAF, rate limits, unknown paths) with their request ids, newest first."""
+    items = await lab_views.latest_refusals(lab.paths.logs, _page_size(lab, limit))
+    return EdgeRefusalList(items=[EdgeRefusalOut(**i) for i in items])
 
 
 # Flower shows every task and worker: lab-admin only, decided here once (OWASP A01:2021; ASVS 4.0.3 V4.1.1).

@@ -1,0 +1,12 @@
+"use client";
+import { ChatApp } from "@/chat/ChatApp";
+
+import { Shell } from "./Shell";
+
+export default function Home() {
+  return (
+    <Shell>
+      <ChatApp />
+    </Shell>
+  );
+}
