@@ -256,10 +256,13 @@ def guard_totals(scrapes: Sequence[Scrape]) -> tuple[float, float]:
 
 
 def guard_delta(before: Sequence[Scrape], after: Sequence[Scrape]) -> tuple[float, int]:
-    """(guard seconds, messages) screened between two quiet moments; (0, 0) when the two rounds reached
-    a different number of workers or the totals went back (a worker missed or restarted)."""
+    """(guard seconds, messages) screened between two quiet moments; (0, 0) when fewer workers with
+    screened messages answered afterwards or the totals went back (a worker missed or restarted)."""
     (s0, c0), (s1, c1) = guard_totals(before), guard_totals(after)
-    if len(set(before)) != len(set(after)) or c1 < c0 or s1 < s0:
+    # Workers that screened nothing yet look alike (0, 0) and merge: harmless for the totals; only a
+    # worker that had screened something and is gone afterwards (missed, restarted) spoils the delta.
+    busy0, busy1 = ({x for x in scr if x[1][1] > 0} for scr in (before, after))
+    if len(busy1) < len(busy0) or c1 < c0 or s1 < s0:
         return 0.0, 0
     return s1 - s0, int(c1 - c0)
 

@@ -155,6 +155,8 @@ def test_guard_share_from_per_worker_scrapes() -> None:
     secs, n = layers.guard_delta(before, after)
     assert (round(secs, 6), n) == (0.4, 80)
     assert layers.guard_delta(before, [(1.0, (0.25, 50.0))]) == (0.0, 0)  # a worker missed: no number, not a wrong one
+    idle = [(1.0, (0.0, 0.0)), (1.0, (0.0, 0.0))]  # two fresh workers look alike: still counted from zero
+    assert layers.guard_delta(idle, after) == (pytest.approx(0.55), 110)
     g = layers.guard_share(secs, n, [100.0, 300.0])
     assert g == {"messages": 80, "mean_ms": 5.0, "share_of_write": 0.025}
     assert layers.guard_share(0.0, 0, [1.0])["mean_ms"] is None
