@@ -197,6 +197,12 @@ def app_envs(ctx: Context, worker: bool = False) -> list[str]:
         "SECLAB_DB_SSLROOTCERT": "/run/tls/ca.crt",
         "SECLAB_DB_SSLCERT": "/run/tls/db-client.crt",
         "SECLAB_DB_SSLKEY": "/run/tls/db-client.key",
+        # Per-tenant login roles (app/db/pools.py): passwords derived from this key, as natively.
+        "SECLAB_DB_TENANT_KEY_FILE": "/run/secrets/db_tenant_key",
+        "SECLAB_DB_TENANT_POOL_MAX": app_d["app_db_tenant_pool_max"],
+        "SECLAB_DB_TENANT_POOLS_MAX": app_d["app_db_tenant_pools_max"],
+        "SECLAB_DB_TENANT_POOL_IDLE_S": app_d["app_db_tenant_pool_idle_s"],
+        "SECLAB_DB_TENANT_CONNECTION_LIMIT": app_d["app_db_tenant_connection_limit"],
         "SECLAB_REDIS_URL": f"rediss://redis:{lab.ports.redis}/0",
         "SECLAB_REDIS_CA_FILE": "/run/tls/ca.crt",
         "SECLAB_REDIS_CERT_FILE": "/run/tls/redis-client.crt",
@@ -242,7 +248,7 @@ class AppCode(Part):
                  health: list[str], files: list[File], worker: bool, volumes: dict[str, str] | None = None) -> Spec:
         ctx, s = self.ctx, self.ctx.s
         files = [*db_client_files(ctx), *tls_files(s, redis_leaf, "redis-client", ca=False),
-                 ctx.secret_file("db_app_password", "db-app"),
+                 ctx.secret_file("db_app_password", "db-app"), ctx.secret_file("db_tenant_key", "db-tenant-key"),
                  File("redis_password", "/run/secrets/redis_password", content=ctx.secret(redis_key), secret=True),
                  File("pii_key", "/run/secrets/pii_key", content=self.pii_key_b64, secret=True), *files]
         return Spec(kind, Hardened(

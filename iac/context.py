@@ -24,7 +24,7 @@ from .services import File, Service, Spec
 
 NETWORKS = ("edge", "app", "data")
 
-PASSWORDS = ("postgres", "db-owner", "db-app", "db-monitor", "keycloak-db", "keycloak-admin", "grafana-admin",
+PASSWORDS = ("postgres", "db-owner", "db-app", "db-tenant-key", "db-monitor", "keycloak-db", "keycloak-admin", "grafana-admin",
              "elastic", "kibana-es", "filebeat-es", "kibana-key", "llama-api-key", "llm-canary")
 """Generated service passwords (a Pulumi secret each), plus one per Redis ACL user."""
 

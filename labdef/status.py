@@ -69,13 +69,19 @@ def edge_url(lab: LabDefinition) -> str:
     return lab.edge_url
 
 
+def app_mtls_context(lab: LabDefinition) -> ssl.SSLContext:
+    """A client context as the edge's to the app: the lab CA and the edge's client certificate
+    (edge/snippets/seclab-proxy-app.conf.j2). Raises OSError/ssl.SSLError without them (not root, no PKI)."""
+    pki = Path(lab.paths.pki)
+    ctx = ssl.create_default_context(cafile=str(pki / "ca" / "ca-bundle.crt"))
+    ctx.load_cert_chain(str(pki / "certs" / "edge-client.chain.crt"), str(pki / "private" / "edge-client.key"))
+    return ctx
+
+
 def _mtls_ok(url: str, lab: LabDefinition, timeout: float = 2.0) -> bool:
     """The API only talks to holders of a lab client certificate: probe it as the edge does."""
-    pki = Path(lab.paths.pki)
-    cert, key = pki / "certs" / "edge-client.chain.crt", pki / "private" / "edge-client.key"
     try:
-        ctx = ssl.create_default_context(cafile=str(pki / "ca" / "ca-bundle.crt"))
-        ctx.load_cert_chain(str(cert), str(key))
+        ctx = app_mtls_context(lab)
     except (OSError, ssl.SSLError):
         # Not root, or no PKI yet: fall back to "something accepts connections".
         return _tcp_up(int(url.rsplit(":", 1)[1].split("/")[0]))

@@ -237,26 +237,43 @@ def verify(
 def bench(
     users: Annotated[str | None, typer.Option(
         help="user counts to step through, e.g. 5,10,20 (default: lab.yml performance.user_steps)")] = None,
-    duration: Annotated[int, typer.Option(help="measured seconds per step (after the ramp-up)")] = 60,
+    duration: Annotated[int | None, typer.Option(
+        help="measured seconds per step (after the ramp-up; default 60), or per row with --layers (default 20)")] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="write the summary here (for `lab report --bench`)")] = None,
     spawn_rate: Annotated[float, typer.Option(help="users started (logged in) per second")] = 0.4,
     think: Annotated[str, typer.Option(help="seconds a user waits between actions, MIN,MAX")] = "5,15",
     keep_going: Annotated[bool, typer.Option("--keep-going", help="run every step, even after one missed the target")] = False,
+    layers: Annotated[bool, typer.Option("--layers", help="what each layer costs: app direct, edge TLS, WAF PL1, PL2")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="--layers: requests in flight (closed loop)")] = 8,
+    warmup: Annotated[float, typer.Option(min=0, help="--layers: seconds sent before each measured window")] = 3.0,
+    capacity: Annotated[bool, typer.Option("--capacity", help="quotas raised for the run: users stepped up until "
+                                           "p95 passes the target or errors appear; names what saturated")] = False,
 ) -> None:
     """Locust load steps (headless): log in, list, post, read back; reports the maximum users held.
 
-    Exit 1 when the lab holds fewer users than lab.yml performance.min_users.
+    Exit 1 when the lab holds fewer users than lab.yml performance.min_users. With --layers: the
+    layer table instead (benchmarks/layers.py): read and write along each cumulative path, the lab's
+    quotas and WAF switched for the run only, under the provisioning lock, and restored afterwards.
     """
     lab = load_lab()
+    if layers and capacity:
+        raise LabError("--layers and --capacity are separate runs: give one")
+    if layers:
+        _bench_layers(lab, concurrency=concurrency, warmup_s=warmup, duration_s=duration or 20, json_file=json_file)
+        return
     from benchmarks import runner
 
-    steps = runner.parse_users(users) if users else list(lab.performance.user_steps)
     try:
         think_s = tuple(float(x) for x in think.split(","))
         if len(think_s) != 2 or not 0 <= think_s[0] <= think_s[1]:
             raise ValueError
     except ValueError:
         raise LabError(f"--think must be MIN,MAX seconds, not {think!r}") from None
+    if capacity:
+        _bench_capacity(lab, users=users, duration_s=duration or 30, think_s=think_s, json_file=json_file)  # type: ignore[arg-type]
+        return
+    duration = duration or 60
+    steps = runner.parse_users(users) if users else list(lab.performance.user_steps)
 
     def show(step: dict[str, Any]) -> None:
         v = step["verdict"]
@@ -275,6 +292,58 @@ def bench(
                   f"limited by {lim['by']}: {lim['detail']}", highlight=False, markup=False)
     if not summary["meets_min_users"]:
         raise typer.Exit(1)
+
+
+def _bench_layers(lab: labdef.LabDefinition, *, concurrency: int, warmup_s: float, duration_s: int,
+                  json_file: Path | None) -> None:
+    from benchmarks import layers as layers_mod
+    from seclab.commands import bench_layers
+
+    def show(op: str, m: layers_mod.Measured) -> None:
+        console.print(f"  {op:<5} {m.path:<28} {m.ok / m.seconds:8.1f} req/s, {m.errors} not as expected "
+                      f"{m.statuses}", highlight=False, markup=False)
+
+    console.print(f"layers: {concurrency} in flight, {warmup_s:g} s warm-up + {duration_s} s measured per row; "
+                  f"load average {layers_mod.loadavg()}", highlight=False)
+    if json_file:
+        json_file.parent.mkdir(parents=True, exist_ok=True)  # checked before the run, not after minutes of it
+    data = bench_layers.run(lab, concurrency=concurrency, warmup_s=warmup_s, duration_s=duration_s, on_row=show)
+    if json_file:
+        json_file.write_text(json.dumps(data, indent=2) + "\n")
+    for line in layers_mod.table_lines(data):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    for path, g in data["guard"].items():
+        out.print(f"guard ({path}): {g['messages']} messages, mean {g['mean_ms']} ms, share of the write "
+                  f"{g['share_of_write']}", highlight=False, markup=False)
+    r = data["run"]
+    console.print(f"load average before {r['loadavg_before']}, after {r['loadavg_after']}; {r['quotas']}",
+                  highlight=False, markup=False, soft_wrap=True)
+
+
+def _bench_capacity(lab: labdef.LabDefinition, *, users: str | None, duration_s: int, think_s: tuple[float, float],
+                    json_file: Path | None) -> None:
+    from benchmarks import runner
+    from seclab.commands import bench_capacity
+
+    steps = runner.parse_users(users) if users else list(bench_capacity.DEFAULT_STEPS)
+
+    def show(step: dict[str, Any]) -> None:
+        s = step["saturated"]
+        console.print(f"  {step['users']:>4} users: {step['rps']} rps, p95 {step['p95_ms']:g} ms, {step['errors']} errors: "
+                      f"{'met' if step['meets_target'] else 'MISSED'}; host CPU {step['host_busy']}, busiest "
+                      f"{[(p['group'], p['cores']) for p in step['processes'][:3]]}; {s['resource']}",
+                      highlight=False, markup=False)
+
+    console.print(f"capacity steps {steps} (quotas raised for the run only), {duration_s} s measured each", highlight=False)
+    if json_file:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+    data = bench_capacity.run(lab, steps, duration_s, think_s=think_s, on_step=show)
+    if json_file:
+        json_file.write_text(json.dumps(data, indent=2) + "\n")
+    c, s = data["capacity"], data["saturated"]
+    out.print(f"capacity: {c['users']} users, {c['rps']} req/s at p95 {c['p95_ms']} ms (target {data['p95_target_ms']} ms); "
+              f"first saturated: {s['resource']}: {s['detail']}; {data['quotas']}", highlight=False, markup=False,
+              soft_wrap=True)
 
 
 def main() -> None:

@@ -29,7 +29,9 @@ TEMPLATES: dict[str, str] = {
 }
 NGINX_SNIPPETS = ("nginx/problem-pages.conf",)
 
-Mode = Literal["blocking", "detection-only"]
+Mode = Literal["blocking", "detection-only", "off"]
+"""`off` (SecRuleEngine Off) only for a measurement: `lab bench --layers` row "edge TLS, WAF off"."""
+ENGINE = {"blocking": "On", "detection-only": "DetectionOnly", "off": "Off"}
 
 
 def template_vars(
@@ -56,7 +58,7 @@ def template_vars(
         "waf_stock": stock,
     }
     if mode_override is not None:
-        overrides["waf_engine"] = "DetectionOnly" if mode_override == "detection-only" else "On"
+        overrides["waf_engine"] = ENGINE[mode_override]
     if paranoia_override:
         overrides["waf_paranoia_level"] = paranoia_override
     values = roles.role_defaults("waf", lab, **overrides)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from app.core.metrics import GUARD_DECISIONS
+from app.core.metrics import GUARD_DECISIONS, GUARD_LATENCY
 
 log = logging.getLogger("seclab.guard")
 
@@ -40,6 +41,7 @@ def _load_guard() -> Any:
 
 
 async def screen(text: str) -> Verdict:
+    started = time.perf_counter()
     try:
         verdict = await asyncio.to_thread(lambda: _load_guard().evaluate(text))
     except GuardUnavailable:
@@ -52,5 +54,6 @@ async def screen(text: str) -> Verdict:
         reasons=[str(r)[:200] for r in list(verdict.reasons)[:20]],
         score=float(getattr(verdict, "score", 0.0)),
     )
+    GUARD_LATENCY.observe(time.perf_counter() - started)
     GUARD_DECISIONS.labels(out.decision).inc()
     return out

@@ -24,6 +24,13 @@ ENQUEUE_FAILURES = Counter(
     "seclab_enqueue_failures_total", "Accepted messages whose task could not be published (the sweeper enqueues them)"
 )
 GUARD_DECISIONS = Counter("seclab_guard_decisions_total", "Prompt-injection guard decisions", ["decision"])
+# The guard's own time per message (thread hand-off included): `lab bench --layers` reads its sum and
+# count to give the guard's share of a chat write, instead of switching the guard off in a running lab.
+GUARD_LATENCY = Histogram(
+    "seclab_guard_duration_seconds",
+    "Prompt-injection guard screening time per message",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -33,7 +33,8 @@ def register(cli: typer.Typer) -> None:
         waf_crs: Annotated[Path | None, typer.Option("--waf-crs", help="JSON of benchmarks/waf/crs_regression.py")] = None,
         waf_base_url: Annotated[str | None, typer.Option("--waf-base-url", help="run both WAF benchmarks against this edge")] = None,
         waf_ca_cert: Annotated[str | None, typer.Option("--waf-ca-cert", help="CA bundle for --waf-base-url")] = None,
-        bench: Annotated[list[Path] | None, typer.Option(help="JSON of `lab bench --json` (a stepped run; repeatable)")] = None,
+        bench: Annotated[list[Path] | None, typer.Option(
+            help="JSON of `lab bench --json` (a stepped run) or `lab bench --layers --json` (the layer table); repeatable")] = None,
         testssl: Annotated[Path | None, typer.Option(help="JSON of benchmarks/tls/testssl.py")] = None,
         lynis_report: Annotated[Path | None, typer.Option("--lynis-report", help="an existing lynis report file")] = None,
         no_lynis: Annotated[bool, typer.Option("--no-lynis", help="do not run lynis")] = False,
@@ -58,7 +59,12 @@ def register(cli: typer.Typer) -> None:
         if p.get("status") == "ok":
             console.print(f"performance: max users held {p['max_users']} (minimum {p['min_users']}); "
                           f"limited by {p['limited_by']['by']}: {p['limited_by']['detail']}", highlight=False, markup=False)
-        for key in ("attacks", "defence_demo", "performance", "tls", "lynis", "identity"):
+        ly = data["layers"]
+        if ly.get("status") == "ok":
+            for op in ("read", "write"):
+                rows = ", ".join(f"{r['path']} {r['rps']:g} req/s" for r in ly[op])
+                console.print(f"layers {op}: {rows}", highlight=False, markup=False, soft_wrap=True)
+        for key in ("attacks", "defence_demo", "performance", "layers", "tls", "lynis", "identity"):
             if data[key].get("status") != "ok":
                 console.print(f"{key}: not run ({data[key].get('reason')})", highlight=False)
         for key in ("falsepositives", "detection"):

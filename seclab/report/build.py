@@ -26,7 +26,7 @@ import jinja2
 
 from seclab.report import inputs as inp
 from seclab.report import lynis as lynis_mod
-from seclab.report.svg import latency_svg
+from seclab.report.svg import latency_svg, layers_svg
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -159,14 +159,30 @@ def waf_section(opts: Options) -> dict[str, Any]:
             "detection": _read_file_section(opts, "waf_crs", crs, inp.waf_crs_summary)}
 
 
+def _bench_files(opts: Options) -> tuple[list[tuple[Path, Any]], list[tuple[Path, Any]], str | None]:
+    """The --bench files split into stepped runs and layer tables (`lab bench --layers`); a missing file
+    is the reason both sections are not run."""
+    steps: list[tuple[Path, Any]] = []
+    layer_files: list[tuple[Path, Any]] = []
+    for p in opts.bench:
+        if not p.exists():
+            return [], [], f"{p} does not exist"
+        data = inp.read_json(p)
+        (layer_files if inp.is_layers(data) else steps).append((p, data))
+    return steps, layer_files, None
+
+
 def performance_section(opts: Options) -> dict[str, Any]:
     if not opts.bench:
         return inp.not_run("bench", "no `lab bench --json` file given")
+    files, _, missing = _bench_files(opts)
+    if missing:
+        return inp.not_run("bench", missing)
+    if not files:
+        return inp.not_run("bench", "only a layer table was given (see Layers)")
     runs, links = [], {}
-    for p in opts.bench:
-        if not p.exists():
-            return inp.not_run("bench", f"{p} does not exist")
-        runs.append((p.name, inp.read_json(p)))
+    for p, d in files:
+        runs.append((p.name, d))
         links[p.name] = _evidence(opts, p)
     try:
         data = inp.bench_summary(runs)
@@ -175,6 +191,23 @@ def performance_section(opts: Options) -> dict[str, Any]:
     for r in data["rows"]:
         r["evidence"] = links[r["evidence"]]
     data["plot_svg"] = latency_svg(data["rows"], data["target_ms"], max_users=data["max_users"])
+    return data
+
+
+def layers_section(opts: Options) -> dict[str, Any]:
+    """The last `lab bench --layers --json` file among --bench: the layer table and its bar chart."""
+    _, files, missing = _bench_files(opts)
+    if missing:
+        return inp.not_run("layers", missing)
+    if not files:
+        return inp.not_run("layers", "no `lab bench --layers --json` file given")
+    p, d = files[-1]
+    try:
+        data = inp.layers_summary(p.name, d)
+    except (ValueError, KeyError, TypeError) as exc:
+        return inp.not_run("layers", str(exc))
+    data["evidence"] = _evidence(opts, p)
+    data["plot_svg"] = layers_svg(data)
     return data
 
 
@@ -256,6 +289,7 @@ def build(opts: Options) -> dict[str, Any]:
         "defence_demo": defence_demo_section(opts),
         "waf": waf_section(opts),
         "performance": performance_section(opts),
+        "layers": layers_section(opts),
         "tls": tls_section(opts),
         "lynis": lynis_section(opts),
         "identity": identity_section(opts),
@@ -320,5 +354,7 @@ def render_html(data: dict[str, Any]) -> str:
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     css_hash = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     svg = data["performance"].get("plot_svg", "") if data["performance"].get("status") == "ok" else ""
+    lsvg = data["layers"].get("plot_svg", "") if data["layers"].get("status") == "ok" else ""
     return env.get_template("index.html.j2").render(
-        d=data, css=css, css_hash=css_hash, plot=jinja2.utils.markupsafe.Markup(svg), layers=inp.LAYERS)
+        d=data, css=css, css_hash=css_hash, plot=jinja2.utils.markupsafe.Markup(svg), layers=inp.LAYERS,
+        layers_plot=jinja2.utils.markupsafe.Markup(lsvg))

@@ -29,6 +29,7 @@ COMMANDS = {
     "waf_fp": "./lab waf fp --levels 1,2 --json waf-fp.json   (the edge, with stock CRS locally beside it)",
     "waf_crs": "./lab waf crs --levels 1,2 --json waf-crs.json",
     "bench": "./lab bench --users 5,10,20 --duration 60 --json bench.json",
+    "layers": "./lab bench --layers --json layers.json   (then ./lab report --bench layers.json)",
     "tls": "python -m benchmarks.tls.testssl --json testssl.json",
     "lynis": "lynis audit system --quick --no-colors --report-file lynis-report.dat",
     "identity": "./lab status --json",
@@ -280,7 +281,36 @@ def bench_summary(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     head = next((d for _, d in runs if d.get("steps")), {})
     return {"status": "ok", "rows": rows, "target_ms": target, "max_error_rate": max_err or 0.0,
             "think_s": head.get("think_s"), "spawn_rate": head.get("spawn_rate"), "accounts": head.get("accounts", []),
+            # `lab bench --capacity`: quotas raised for the run (said in words), the capacity and what saturated.
+            "quotas": head.get("quotas"), "capacity": head.get("capacity"), "saturated": head.get("saturated"),
             **concl}
+
+
+def is_layers(data: Any) -> bool:
+    """A `lab bench --layers --json` file (benchmarks/layers.py), as opposed to a stepped run."""
+    return isinstance(data, dict) and (data.get("kind") == "seclab-bench-layers" or ("read" in data and "write" in data))
+
+
+def layers_summary(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`lab bench --layers --json` -> the layer table: rows of read and write with CPU ms per request by
+    group (and their total), the guard's share of the write, and how the run was made."""
+    from benchmarks import layers
+
+    try:
+        layers.check_shape(data)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    groups = [g for g in layers.GROUPS if any(r["cpu_s_per_request"].get(g) for op in layers.OPS for r in data[op])]
+    out: dict[str, Any] = {"status": "ok", "groups": groups, "guard": data.get("guard", {}), "run": data.get("run", {}),
+                           "evidence": name}
+    for op in layers.OPS:
+        rows = []
+        for r in data[op]:
+            cpu = {g: (None if v is None else round(1000 * float(v), 3)) for g, v in r["cpu_s_per_request"].items()}
+            total = sum(v for v in cpu.values() if v is not None)
+            rows.append({**r, "cpu_ms": cpu, "cpu_ms_total": round(total, 3)})
+        out[op] = rows
+    return out
 
 
 # --- TLS (testssl.sh) ------------------------------------------------------------------------------------

@@ -82,3 +82,49 @@ def latency_svg(rows: list[dict[str, Any]], target_ms: float | None = None, widt
         out.append(f'<text x="{left + pw + 32}" y="{ly + 4}" font-size="12" fill="#111">{escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+GROUP_COLOURS = {"nginx": "#2b7bb9", "app": "#d9822b", "worker": "#7a4fb3", "postgres": "#1f7a3a", "redis": "#b83232",
+                 "keycloak": "#6b6b6b", "model": "#c9a227"}
+
+
+def layers_svg(section: dict[str, Any], width: int = 720, bar_h: int = 18) -> str:
+    """Horizontal bars, one per path and operation: CPU milliseconds per request stacked by process group,
+    with requests/s written at the end, so both "what it costs" and "what it serves" read off one chart."""
+    groups = [g for g in section.get("groups", []) if g in GROUP_COLOURS]
+    bars = [(op, r) for op in ("read", "write") for r in section.get(op, [])]
+    if not bars or not groups:
+        return ""
+    left, right, top, gap = 250, 110, 28, 8
+    pw = width - left - right
+    xmax = _nice_max(max(float(r.get("cpu_ms_total") or 0) for _, r in bars))
+    height = top + len(bars) * (bar_h + gap) + 40
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-labelledby="layers-title"><title id="layers-title">CPU per request by layer path and '
+            f'process group</title>')]
+    for k in range(6):
+        xv = left + pw * k / 5
+        out.append(f'<line x1="{xv:.1f}" x2="{xv:.1f}" y1="{top - 4}" y2="{height - 36}" stroke="#e3e3e3"/>')
+        out.append(f'<text x="{xv:.1f}" y="{height - 22}" font-size="11" text-anchor="middle" fill="#333">'
+                   f'{xmax * k / 5:g}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" font-size="12" text-anchor="middle" fill="#111">'
+               f'CPU ms per request (all process groups)</text>')
+    for i, g in enumerate(groups):
+        lx = left + i * 70
+        out.append(f'<rect x="{lx}" y="4" width="12" height="12" fill="{GROUP_COLOURS[g]}"/>')
+        out.append(f'<text x="{lx + 16}" y="14" font-size="11" fill="#111">{escape(g)}</text>')
+    for n, (op, r) in enumerate(bars):
+        y = top + n * (bar_h + gap)
+        out.append(f'<text x="{left - 6}" y="{y + bar_h - 5}" font-size="11" text-anchor="end" fill="#111">'
+                   f'{escape(op)}: {escape(str(r["path"]))}</text>')
+        x = float(left)
+        for g in groups:
+            v = float(r["cpu_ms"].get(g) or 0)
+            w = v / xmax * pw
+            if w > 0:
+                out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{GROUP_COLOURS[g]}">'
+                           f'<title>{escape(op)} {escape(str(r["path"]))}: {escape(g)} {v:g} ms/request</title></rect>')
+            x += w
+        out.append(f'<text x="{x + 6:.1f}" y="{y + bar_h - 5}" font-size="11" fill="#333">{r["rps"]:g} req/s</text>')
+    out.append("</svg>")
+    return "\n".join(out)

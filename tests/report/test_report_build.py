@@ -138,12 +138,12 @@ def test_combined_junit(built: tuple[Path, dict[str, Any]]) -> None:
 def test_missing_inputs_are_not_run(tmp_path: Path) -> None:
     """Nothing given, nothing run: every section says NOT RUN with its command, and no figure appears."""
     data = build(Options(out=tmp_path, run_compliance=False, run_lynis=False, collect_identity=False))
-    for key in ("compliance", "attacks", "defence_demo", "performance", "tls", "lynis", "identity"):
+    for key in ("compliance", "attacks", "defence_demo", "performance", "layers", "tls", "lynis", "identity"):
         assert data[key]["status"] == "not run", key
         assert data[key]["command"], key
     assert data["waf"]["falsepositives"]["status"] == data["waf"]["detection"]["status"] == "not run"
     html = (tmp_path / "index.html").read_text()
-    assert html.count("NOT RUN") == 9
+    assert html.count("NOT RUN") == 10
     assert "./lab attack --json attacks.json" in html and "lynis audit system --quick" in html
     assert "<polyline" not in html and "Hardening index" not in html
     root = ET.parse(tmp_path / "report.junit.xml").getroot()

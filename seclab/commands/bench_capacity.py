@@ -1,0 +1,109 @@
+"""`lab bench --capacity`: users stepped up, with the lab's quotas raised for the run only, until p95
+passes the target or errors appear; names the first resource that saturated.
+
+Why the quotas are raised: with them the answer is "the per-user limit" (what `lab bench` reports);
+capacity asks what the host could serve. The raise, the restore and the lock are those of
+`lab bench --layers` (bench_layers.quotas_raised, with the login limiter raised too: users log in
+faster than 30 a minute here). Each step is the Locust step of `lab bench` (benchmarks/runner.py);
+/proc is read at the ends of its measured window (after the ramp-up), so CPU figures are steady load.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from labdef.errors import LabError
+
+DEFAULT_STEPS = [10, 20, 40, 80, 160]
+SPAWN_RATE = 2.0
+"""Logins per second (the edge's login limiter is raised for the run; Keycloak hashes each password)."""
+
+
+def _step(lab: Any, users: int, duration_s: int, *, host: str, ca: str | bool, creds: list[dict[str, str]],
+          spawn_rate: float, think_s: tuple[float, float]) -> dict[str, Any]:
+    """One Locust step in a thread; /proc and /proc/stat read at the ends of its measured window."""
+    from benchmarks import capacity, layers, runner
+
+    box: dict[str, Any] = {}
+
+    def go() -> None:
+        try:
+            box["step"] = runner.run_step(lab, users, duration_s, host=host, ca=ca, creds=creds,
+                                          spawn_rate=spawn_rate, think_s=think_s)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            box["error"] = exc
+
+    t = threading.Thread(target=go, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    time.sleep(math.ceil(users / spawn_rate) + runner.START_SLACK_S + 1)
+    p0, h0, w0 = layers.read_procs(), capacity.read_host_cpu(), time.monotonic()
+    time.sleep(max(0.0, t0 + math.ceil(users / spawn_rate) + runner.START_SLACK_S + duration_s - 1 - time.monotonic()))
+    p1, h1, w1 = layers.read_procs(), capacity.read_host_cpu(), time.monotonic()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    step: dict[str, Any] = box["step"]
+    procs = capacity.per_process_cores(p0, p1, w1 - w0)
+    step["processes"] = procs[:8]
+    step["group_cores"] = capacity.group_cores(procs)
+    step["host_busy"] = round((h1[0] - h0[0]) / (h1[1] - h0[1]), 3) if h1[1] > h0[1] else None
+    step["cpu_window_s"] = round(w1 - w0, 1)
+    return step
+
+
+def run(lab: Any, steps: list[int], duration_s: int, *, think_s: tuple[float, float], spawn_rate: float = SPAWN_RATE,
+        on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    from benchmarks import analysis, capacity, layers, runner
+    from benchmarks.waf.live import provisioning_lock
+    from seclab.commands.attack import _terminate_as_exit
+    from seclab.commands.bench_layers import QUOTA_NOTE, QuotaCounters, quotas_raised
+
+    creds = runner._credentials(lab)
+    if not creds:
+        raise LabError("lab.yml has no user with the `user` role: nobody can chat")
+    perf = lab.performance
+    ncpu = os.cpu_count() or 1
+    done: list[dict[str, Any]] = []
+    load_before = layers.loadavg()
+    with _terminate_as_exit(), provisioning_lock(), quotas_raised(lab, counters=QuotaCounters(lab), logins=True):
+        host, ca = runner.target_url(lab)
+        for users in steps:
+            step = _step(lab, users, duration_s, host=host, ca=ca, creds=creds, spawn_rate=spawn_rate, think_s=think_s)
+            step["verdict"] = analysis.step_verdict(step, perf.p95_ms, perf.max_error_rate)
+            step["meets_target"] = step["verdict"]["met"]
+            step["saturated"] = capacity.saturated(step, ncpu)
+            done.append(step)
+            if on_step is not None:
+                on_step(step)
+            if not step["meets_target"]:
+                break
+    held = [s for s in done if s["meets_target"]]
+    best = held[-1] if held else None  # the steps stop at the first miss: every held step came before it
+    miss = next((s for s in done if not s["meets_target"]), None)
+    return {
+        "kind": "seclab-bench-capacity",
+        "target": host,
+        "p95_target_ms": perf.p95_ms,
+        "max_error_rate": perf.max_error_rate,
+        "spawn_rate": spawn_rate,
+        "think_s": list(think_s),
+        "quotas": QUOTA_NOTE + "; the edge's login limiter too",
+        "accounts": [{"username": c["username"], "tenant": c["tenant"]} for c in creds],
+        "steps_planned": steps,
+        "steps": done,
+        "capacity": {"users": best["users"] if best else None, "rps": best["rps"] if best else None,
+                     "p95_ms": best["p95_ms"] if best else None},
+        "saturated": miss["saturated"] if miss else {"resource": "not reached",
+                                                     "detail": f"every step up to {steps[-1]} users met the target"},
+        "ncpu": ncpu,
+        "loadavg_before": load_before,
+        "loadavg_after": layers.loadavg(),
+        **analysis.summarise(done, p95_target_ms=perf.p95_ms, max_error_rate=perf.max_error_rate,
+                             min_users=perf.min_users),
+    }
