@@ -81,6 +81,9 @@ class Ports(_Strict):
     redis_exporter: int = Field(default=9121, ge=1, le=65535, description="loopback")
     nginx_exporter: int = Field(default=9113, ge=1, le=65535, description="loopback")
     alert_webhook: int = Field(default=9095, ge=1, le=65535, description="loopback: Alertmanager test receiver")
+    logsearch: int = Field(default=9200, ge=1, le=65535, description="loopback: log search gateway (nginx, mTLS)")
+    logsearch_engine: int = Field(default=9201, ge=1, le=65535, description="loopback: OpenSearch HTTP (no auth)")
+    logsearch_transport: int = Field(default=9301, ge=1, le=65535, description="loopback: OpenSearch transport")
 
 
 class Paths(_Strict):
@@ -210,6 +213,35 @@ class Backup(_Strict):
     alert_after_minutes: int = Field(default=150, ge=10, description="alert when the last good backup is older")
 
 
+class Logging(_Strict):
+    """Centralized logging (issue 17): OpenSearch from Maven Central, rsyslog shipping, `lab logs`.
+
+    Why a minimal distribution behind mTLS: the integ-test zip has no security plugin, so the engine
+    listens on loopback without auth and only the lab's nginx gateway (client certificates of the lab
+    CA) is the way in (ASVS 4.0.3 V9.2.1, V4.1.1). See docs/logging.md.
+    """
+
+    engine: Literal["opensearch", "none"] = Field(
+        default="opensearch", description="none: no engine, no shipping (hosts without the memory for it)"
+    )
+    opensearch_version: str = Field(default="2.19.6", pattern=r"^2\.\d+\.\d+$", description="OpenSearch 2.x")
+    opensearch_sha256: str = Field(
+        default="71d6d8b1c637f3faecda0752b184b1cc526fc6eaad59ec1408c6327bb00b9293",
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of opensearch-<version>.zip (integ-test-zip), checked before unpacking",
+    )
+    opensearch_archive: str | None = Field(
+        default=None, description="local opensearch-<version>.zip instead of Maven Central (offline hosts)"
+    )
+    heap: str = Field(
+        default="512m", pattern=r"^[1-9][0-9]*[mg]$", description="JVM heap (-Xms = -Xmx), e.g. 512m, 1g"
+    )
+    retention_days: int = Field(default=7, ge=1, le=3650, description="daily indices older than this are deleted")
+    queue_max_disk: str = Field(
+        default="1g", pattern=r"^[1-9][0-9]*[kmg]$", description="disk the shipper's queue may use while the engine is down"
+    )
+
+
 class LabDefinition(_Strict):
     name: str = Field(default="seclab", pattern=NAME_RE)
     tenants: list[Tenant] = Field(min_length=1)
@@ -224,6 +256,7 @@ class LabDefinition(_Strict):
     performance: Performance = Performance()
     hardening: Hardening = Hardening()
     backup: Backup = Backup()
+    logging: Logging = Logging()
 
     @model_validator(mode="before")
     @classmethod

@@ -23,7 +23,7 @@ TEMPLATES = {
 }
 """Rendered file (relative to the monitoring config directory) -> template under monitoring/."""
 
-STATIC_RULES = ("rules/seclab.yml",)
+STATIC_RULES = ("rules/seclab.yml", "rules/logsearch.yml")
 """Rule files copied as they are."""
 
 

@@ -35,6 +35,8 @@ SERVERS: dict[str, tuple[str | None, str, str]] = {
     "prometheus": ("prometheus", "Prometheus web TLS", "not loaded here (web listener is plain HTTP on loopback)"),
     "llama": ("seclab", "llama.cpp model server TLS", "not loaded here (plain HTTP on loopback)"),
     "flower": ("seclab", "Celery Flower (lab-admin only, behind the edge)", "not loaded here (plain HTTP on loopback)"),
+    # The log search engine has no security plugin: its loopback nginx gateway is the TLS (and mTLS) end.
+    "logsearch": (None, "log search gateway (nginx, mTLS, loopback)", "./lab up (restarts the gateway when re-issued)"),
 }
 
 # name -> (common name, OS user, purpose). The CN of a PostgreSQL client must equal its role
@@ -49,6 +51,10 @@ CLIENTS: dict[str, tuple[str, str | None, str]] = {
     # between roles, so `clientcert=verify-full` binds each login to its own key (ASVS 4.0.3 V9.2.1).
     "seclab_monitor": ("seclab_monitor", "prometheus", "postgres_exporter -> PostgreSQL (CN = role seclab_monitor)"),
     "keycloak": ("keycloak", "keycloak", "Keycloak -> PostgreSQL (CN = role keycloak; DER PKCS#8 copy for pgjdbc)"),
+    # Only these two CNs pass the log search gateway (ASVS 4.0.3 V9.2.1, V4.1.1): the shipper writes,
+    # the lab's tools (`lab logs`, retention, shipping metrics) read and manage indices.
+    "log-shipper": ("log-shipper", None, "rsyslog -> log search gateway (bulk writes)"),
+    "log-reader": ("log-reader", None, "`lab logs`, retention and shipping metrics -> log search gateway"),
 }
 
 

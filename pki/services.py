@@ -44,6 +44,9 @@ PROGRAMS: dict[str, str] = {
     "prometheus": "prometheus",  # monitoring_process_names.prometheus
     "redis-exporter": "redis-exporter",  # monitoring_process_names.redis
     "postgres-exporter": "postgres-exporter",  # monitoring_process_names.postgres
+    "logsearch-gateway": "logsearch-gateway",  # logsearch_gateway_process_name
+    "logshipper": "logshipper",  # logsearch_shipper_process_name
+    "logsearch-keeper": "logsearch-keeper",  # logsearch_keeper_process_name
 }
 
 HOW: dict[Action, str] = {
@@ -258,6 +261,27 @@ def build_reload_plan(lab: LabDefinition, pki: PkiPlan) -> ReloadPlan:
                     note="Keycloak's pgjdbc client (DER copy of the key, made and restarted by the keycloak role)",
                 ),
             ),
+        ),
+        # Log search (logsearch role): `./lab up` restarts the gateway when its leaf or the CA changed;
+        # the shipper (libcurl) and the keeper (httpx) load their client certificate per connection.
+        Consumer(
+            service="logsearch-gateway",
+            program=p["logsearch-gateway"],
+            trust=True,
+            action="reprovision",
+            uses=(Use(cert="logsearch", loads="at-start", note="nginx gateway ssl_certificate (restarted by ./lab up)"),),
+        ),
+        Consumer(
+            service="logshipper",
+            program=p["logshipper"],
+            action="none",
+            uses=(Use(cert="log-shipper", loads="per-connection", note="omelasticsearch tls.mycert (libcurl)"),),
+        ),
+        Consumer(
+            service="logsearch-keeper",
+            program=p["logsearch-keeper"],
+            action="none",
+            uses=(Use(cert="log-reader", loads="per-connection", note="httpx client per pass; also `lab logs`"),),
         ),
         Consumer(
             service="edge",

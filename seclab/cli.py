@@ -56,8 +56,8 @@ def _mount_subapps() -> None:
         cli.add_typer(mod.app, name=name)
         if name == "backup":  # `lab restore` lives beside `lab backup` (one module: pgBackRest)
             cli.add_typer(mod.restore_app, name="restore")
-    # Top-level verbs that live in their own module (attack, report, password): each exposes register(cli).
-    for module in ("seclab.commands.attack", "seclab.commands.report", "seclab.commands.password"):
+    # Top-level verbs that live in their own module (attack, report, password, logs): each exposes register(cli).
+    for module in ("seclab.commands.attack", "seclab.commands.report", "seclab.commands.password", "seclab.commands.logs"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

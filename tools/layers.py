@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RANKS: dict[str, int] = {
     "labdef": 0,
-    "pki": 1, "edge": 1, "waf_rules": 1, "monitoring": 1,
+    "pki": 1, "edge": 1, "waf_rules": 1, "monitoring": 1, "logsearch": 1,
     "app": 2,
     "iac": 3, "attacks": 3, "benchmarks": 3, "tools": 3,
     "seclab": 4,

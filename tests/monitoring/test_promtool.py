@@ -100,7 +100,7 @@ def test_a_looser_lab_target_silences_the_latency_alert(tmp_path: Path, lab_vars
 def test_rendered_prometheus_config_is_valid(rendered: Path) -> None:
     res = run(tool("promtool"), "check", "config", rendered / "prometheus.yml")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "2 rule files found" in res.stdout
+    assert "3 rule files found" in res.stdout  # seclab.yml, logsearch.yml, lab-targets.yml
 
 
 def test_mtls_switch_renders_a_valid_config(tmp_path: Path, lab_vars: dict[str, Any]) -> None:

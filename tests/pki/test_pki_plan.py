@@ -12,8 +12,11 @@ from pki.model import CertSpec, PkiPlan
 from pki.plan import CLIENTS, SERVERS, build_plan
 from tests.pki.pki_support import EXTRA_HOST
 
-SERVICES = {"edge", "app", "idp", "postgres", "redis", "prometheus", "llama", "flower"}
-CLIENT_NAMES = {"edge-client", "seclab_app", "app-redis", "worker", "prometheus-scraper", "seclab_monitor", "keycloak"}
+SERVICES = {"edge", "app", "idp", "postgres", "redis", "prometheus", "llama", "flower", "logsearch"}
+CLIENT_NAMES = {
+    "edge-client", "seclab_app", "app-redis", "worker", "prometheus-scraper", "seclab_monitor", "keycloak",
+    "log-shipper", "log-reader",
+}
 
 
 def test_plan_covers_every_service_and_client(plan: PkiPlan) -> None:

@@ -95,6 +95,9 @@ def test_programs_match_the_playbooks() -> None:
         "prometheus": role_defaults("monitoring")["monitoring_process_names"]["prometheus"],
         "redis-exporter": role_defaults("monitoring")["monitoring_process_names"]["redis"],
         "postgres-exporter": role_defaults("monitoring")["monitoring_process_names"]["postgres"],
+        "logsearch-gateway": role_defaults("logsearch")["logsearch_gateway_process_name"],
+        "logshipper": role_defaults("logsearch")["logsearch_shipper_process_name"],
+        "logsearch-keeper": role_defaults("logsearch")["logsearch_keeper_process_name"],
     }
     assert names == PROGRAMS
     assert role_defaults("keycloak")["keycloak_process_name"] == PROGRAMS["idp"]
