@@ -75,9 +75,13 @@ def saturated(step: dict[str, Any], ncpu: int) -> dict[str, Any]:
     if busy is not None and busy >= HOST_FULL:
         gc = step.get("group_cores") or {}
         top = max(gc, key=lambda g: gc[g]) if gc else "?"
-        return {"resource": "host CPU",
-                "detail": f"{100 * busy:.0f} % of {ncpu} cores busy; the largest share: {top} "
-                          f"({gc.get(top, 0):.2f} cores)"}
+        lab = sum(gc.values())
+        shared = lab < 0.5 * busy * ncpu  # less than half of the busy CPU is the lab's
+        return {"resource": "host CPU" + (" (taken mostly outside the lab)" if shared else ""),
+                "detail": f"{100 * busy:.0f} % of {ncpu} cores busy, the lab's processes {lab:.2f} cores of it "
+                          f"(largest: {top} {gc.get(top, 0):.2f})"
+                          + ("; the rest is the load generator and other work on this machine: a shared host "
+                             "caps the lab before any of its own resources" if shared else "")}
     causes = {str(e.get("cause")): int(e.get("count", 0)) for e in step.get("error_types") or []}
     db = {c: n for c, n in causes.items() if c in DB_CAUSES or "db" in c or "database" in c}
     if db:

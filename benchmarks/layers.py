@@ -20,7 +20,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,17 +243,28 @@ def guard_by_process(metrics_text: str) -> tuple[float | None, tuple[float, floa
     return start, (total, count)
 
 
-def guard_delta(before: dict[float, tuple[float, float]], after: dict[float, tuple[float, float]]) -> tuple[float, int]:
-    """(guard seconds, messages) between two sets of per-worker scrapes; only workers seen both times
-    count (a worker restarted in between has a new start time and is left out)."""
-    secs, n = 0.0, 0
-    for start, (s1, c1) in after.items():
-        if start in before:
-            s0, c0 = before[start]
-            if c1 >= c0:
-                secs += s1 - s0
-                n += int(c1 - c0)
-    return secs, n
+Scrape = tuple[float | None, tuple[float, float]]
+"""One /metrics answer: (process start time, (guard seconds sum, count))."""
+
+
+def guard_totals(scrapes: Sequence[Scrape]) -> tuple[float, float]:
+    """(sum, count) over the app's workers from scrapes taken while no message is screened: each worker
+    answers with the same values every time, so distinct answers are distinct workers. The start time
+    alone cannot tell uvicorn's workers apart: they start within the same clock tick."""
+    seen = {(start, values) for start, values in scrapes}
+    return sum(v[0] for _, v in seen), sum(v[1] for _, v in seen)
+
+
+def guard_delta(before: Sequence[Scrape], after: Sequence[Scrape]) -> tuple[float, int]:
+    """(guard seconds, messages) screened between two quiet moments; (0, 0) when fewer workers with
+    screened messages answered afterwards or the totals went back (a worker missed or restarted)."""
+    (s0, c0), (s1, c1) = guard_totals(before), guard_totals(after)
+    # Workers that screened nothing yet look alike (0, 0) and merge: harmless for the totals; only a
+    # worker that had screened something and is gone afterwards (missed, restarted) spoils the delta.
+    busy0, busy1 = ({x for x in scr if x[1][1] > 0} for scr in (before, after))
+    if len(busy1) < len(busy0) or c1 < c0 or s1 < s0:
+        return 0.0, 0
+    return s1 - s0, int(c1 - c0)
 
 
 def guard_share(guard_s: float, messages: int, write_latencies_ms: list[float]) -> dict[str, Any]:

@@ -57,6 +57,27 @@ def _step(lab: Any, users: int, duration_s: int, *, host: str, ca: str | bool, c
     return step
 
 
+def _warm_up(lab: Any, turns: int = 3) -> None:
+    """A few whole chat turns through the edge before the first step: the app and worker were just
+    restarted (quotas raised), and a cold worker (model, provider breakers, pools) would make the first
+    step measure the restart, not the load."""
+    import ssl
+    import uuid
+
+    import httpx
+
+    from labdef import status, tokens
+
+    user = next(u.username for u in lab.users if "user" in u.roles)
+    ctx = ssl.create_default_context(cafile=str(status.ca_cert_path(lab)))
+    auth = {"Authorization": f"Bearer {tokens.get_access_token(lab, user)}"}
+    with httpx.Client(base_url=lab.edge_url, verify=ctx, headers=auth, timeout=30) as c:
+        conv = c.post("/api/v1/conversations", json={"title": "capacity warm-up"}).json()["id"]
+        for _ in range(turns):
+            c.post(f"/api/v1/conversations/{conv}/messages", json={"content": "Hello, how are you today?"},
+                   headers={"Idempotency-Key": str(uuid.uuid4()), "Prefer": "wait=10"})
+
+
 def run(lab: Any, steps: list[int], duration_s: int, *, think_s: tuple[float, float], spawn_rate: float = SPAWN_RATE,
         on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     from benchmarks import analysis, capacity, layers, runner
@@ -73,6 +94,7 @@ def run(lab: Any, steps: list[int], duration_s: int, *, think_s: tuple[float, fl
     load_before = layers.loadavg()
     with _terminate_as_exit(), provisioning_lock(), quotas_raised(lab, counters=QuotaCounters(lab), logins=True):
         host, ca = runner.target_url(lab)
+        _warm_up(lab)
         for users in steps:
             step = _step(lab, users, duration_s, host=host, ca=ca, creds=creds, spawn_rate=spawn_rate, think_s=think_s)
             step["verdict"] = analysis.step_verdict(step, perf.p95_ms, perf.max_error_rate)

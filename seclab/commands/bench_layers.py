@@ -282,18 +282,17 @@ def measure_paths(paths: list[LayerPath], measure: Measure, *, lock: Callable[[]
     return read, write
 
 
-def _guard_scrapes(lab: Any, n: int = 8) -> dict[float, tuple[float, float]]:
-    """The guard's (sum, count) per app worker: `n` scrapes of /metrics on fresh connections."""
-    out: dict[float, tuple[float, float]] = {}
+def _guard_scrapes(lab: Any, n: int = 12) -> list[layers.Scrape]:
+    """`n` scrapes of the app's /metrics on fresh connections (each lands on one uvicorn worker; with
+    two workers, 12 miss one with a chance of 1 in 2048)."""
+    out: list[layers.Scrape] = []
     ctx = app_context(lab)
     for _ in range(n):
         try:
             with httpx.Client(verify=ctx, timeout=5, limits=httpx.Limits(max_keepalive_connections=0)) as c:
-                start, values = layers.guard_by_process(c.get(f"{app_url(lab)}/metrics").text)
+                out.append(layers.guard_by_process(c.get(f"{app_url(lab)}/metrics").text))
         except httpx.HTTPError:
             continue
-        if start is not None:
-            out[start] = values
     return out
 
 
@@ -327,7 +326,7 @@ def live_measure(lab: Any, users: list[str], *, concurrency: int, warmup_s: floa
                 return await layers.drive(client, op, accounts, path=p.label, concurrency=concurrency,
                                           warmup_s=warm, duration_s=duration_s)
 
-        before = _guard_scrapes(lab) if op == "write" else {}
+        before = _guard_scrapes(lab) if op == "write" else []
         m = asyncio.run(go())
         if op == "write":
             secs, n = layers.guard_delta(before, _guard_scrapes(lab))

@@ -149,10 +149,14 @@ seclab_guard_duration_seconds_sum {total}
 def test_guard_share_from_per_worker_scrapes() -> None:
     start, values = layers.guard_by_process(METRICS.format(start=1700000000.5, count=10, total=0.05))
     assert start == 1700000000.5 and values == (0.05, 10.0)
-    before = {1.0: (0.05, 10.0), 2.0: (0.10, 20.0), 3.0: (9.0, 900.0)}
-    after = {1.0: (0.25, 50.0), 2.0: (0.30, 60.0), 4.0: (0.5, 5.0)}  # worker 3 restarted as 4: left out
+    # Two workers started in the same clock tick (same start time), each scraped several times.
+    before = [(1.0, (0.05, 10.0)), (1.0, (0.10, 20.0)), (1.0, (0.05, 10.0)), (1.0, (0.10, 20.0))]
+    after = [(1.0, (0.25, 50.0)), (1.0, (0.30, 60.0)), (1.0, (0.30, 60.0))]
     secs, n = layers.guard_delta(before, after)
     assert (round(secs, 6), n) == (0.4, 80)
+    assert layers.guard_delta(before, [(1.0, (0.25, 50.0))]) == (0.0, 0)  # a worker missed: no number, not a wrong one
+    idle = [(1.0, (0.0, 0.0)), (1.0, (0.0, 0.0))]  # two fresh workers look alike: still counted from zero
+    assert layers.guard_delta(idle, after) == (pytest.approx(0.55), 110)
     g = layers.guard_share(secs, n, [100.0, 300.0])
     assert g == {"messages": 80, "mean_ms": 5.0, "share_of_write": 0.025}
     assert layers.guard_share(0.0, 0, [1.0])["mean_ms"] is None
