@@ -83,9 +83,15 @@ def run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+# The session's tokens outlive the session: `late` tests (tests/integration/test_restore.py) run after
+# the rest of `./lab test`, long after the IdP's 300 s default, and an expired token fails them with a
+# 401 before they test anything. Expiry itself is tested with tokens minted for it.
+SESSION_TOKEN_LIFETIME_S = 12 * 3600
+
+
 @pytest.fixture(scope="session")
 def users(run_id: str, make_token: Callable[..., str]) -> dict[str, dict[str, str]]:
-    """Session-unique subjects; headers ready to use."""
+    """Session-unique subjects; headers ready to use for the whole session."""
     spec = {
         "alice": (["user"], "acme"),
         "carol": (["user", "tenant-admin"], "acme"),
@@ -99,7 +105,8 @@ def users(run_id: str, make_token: Callable[..., str]) -> dict[str, dict[str, st
     out = {}
     for name, (roles, tenant) in spec.items():
         sub = f"{name}-{run_id}"
-        out[name] = {"sub": sub, "Authorization": f"Bearer {make_token(sub, roles, tenant)}"}
+        out[name] = {"sub": sub,
+                     "Authorization": f"Bearer {make_token(sub, roles, tenant, lifetime=SESSION_TOKEN_LIFETIME_S)}"}
     return out
 
 
