@@ -56,10 +56,30 @@ def test_nginx_03_no_default_site(host: Any) -> None:
         assert not host.file(path).exists, f"{path} exists"
 
 
+def _master_configs(ps_args: str) -> list[str]:
+    """The `-c` configuration of each nginx master (nginx's default file when none is given)."""
+    configs = []
+    for line in ps_args.splitlines():
+        if line.startswith("nginx: master"):
+            args = line.split()
+            configs.append(args[args.index("-c") + 1] if "-c" in args[:-1] else NGINX_CONF)
+    return configs
+
+
 def test_nginx_04_single_master(host: Any) -> None:
-    """One nginx master: a second instance would be unmanaged and unhardened (DevSec nginx-04)."""
-    masters = [line for line in host.run("ps -eo args=").stdout.splitlines() if line.startswith("nginx: master")]
-    assert len(masters) == 1, f"{len(masters)} nginx master processes"
+    """One nginx master per lab-managed configuration: the edge and, when centralized logging is on, the
+    log engine's loopback mTLS gateway (docs/logging.md). Any other master, or a second one for the same
+    configuration, would be unmanaged and unhardened (DevSec nginx-04)."""
+    import labdef
+
+    lab = labdef.load()
+    managed = {NGINX_CONF}
+    if lab.logging.engine != "none":
+        managed.add(f"{lab.paths.etc}/logsearch/gateway.conf")
+    configs = _master_configs(host.run("ps -eo args=").stdout)
+    assert configs.count(NGINX_CONF) == 1, f"{configs.count(NGINX_CONF)} edge nginx masters"
+    assert set(configs) <= managed, f"unmanaged nginx masters: {sorted(set(configs) - managed)}"
+    assert len(configs) == len(set(configs)), f"two masters for one configuration: {configs}"
 
 
 def test_nginx_05_server_tokens(nginx_conf: list[Directive]) -> None:
