@@ -9,6 +9,7 @@ import json
 import re
 import ssl
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -83,11 +84,13 @@ def test_a_waf_blocked_request_is_followed_through_edge_and_modsecurity(lab: Lab
         r = c.get("/api/v1/conversations", params={"q": "1' OR '1'='1' UNION SELECT password FROM users--"},
                   headers={"X-Request-ID": rid})
     assert r.status_code == 403 and r.headers["x-request-id"] == rid
-    # The audit log is shipped whenever the WAF writes it; on a lab where it stays empty (the waf role's
-    # root-owned file that the www-data workers cannot write: seen in a sandbox, reported) only the edge's
-    # two logs can carry the block.
+    # The shipper carries what the WAF wrote: ModSecurity-nginx writes the audit record of only some of
+    # the requests it blocks (measured: 2 of about 200 blocked in a full run; the block's evidence, rule
+    # ids included, is always in the edge's error log), so the audit dataset is required exactly when the
+    # audit log holds this request id.
     audit_log = Path(lab.paths.logs) / "waf" / "modsec_audit.json"
-    audit_written = audit_log.is_file() and audit_log.stat().st_size > 0
+    time.sleep(1.0)  # ModSecurity writes the record in nginx's log phase, after the answer
+    audit_written = audit_log.is_file() and f'"unique_id":"{rid}"' in audit_log.read_text(errors="replace")
     wanted = {"nginx.access", "nginx.error"} | ({"modsecurity.audit"} if audit_written else set())
     events = wait_for_datasets(lab, rid, wanted)
     by_set = {dataset_of(e) for e in events}
