@@ -242,6 +242,12 @@ def app_envs(ctx: Context, worker: bool = False) -> list[str]:
         "SECLAB_TRUSTED_PROXIES": ctx.s.edge_app_ip,
         "SECLAB_PII_KEY_FILE": "/run/secrets/pii_key",
         "SECLAB_LOG_LEVEL": app_d["app_log_level"],
+        # The lab-admin events view: the log search gateway sidecar on the data network (Logging).
+        "SECLAB_LOGSEARCH_URL": (f"https://{render.LOGSEARCH_HOST}:{lab.ports.logsearch}"
+                                 if lab.logging.engine == "opensearch" else ""),
+        "SECLAB_LOGSEARCH_CA_FILE": "/run/tls/ca.crt",
+        "SECLAB_LOGSEARCH_CERT_FILE": "/run/tls/log-search.crt",
+        "SECLAB_LOGSEARCH_KEY_FILE": "/run/tls/log-search.key",
     }
     if worker:
         envs.update({
@@ -309,7 +315,7 @@ class App(AppCode):
              "--ssl-ca-certs", "/run/tls/ca.crt", "--ssl-cert-reqs", "2"],
             # mTLS means an in-container probe has no client cert: a TCP connect is the honest check.
             ["CMD", "python", "-c", f"import socket; socket.create_connection(('127.0.0.1', {lab.ports.app}), 3)"],
-            tls_files(s, "app", "app"), worker=False), depends=("postgres", "redis", "db-sync"))
+            [*tls_files(s, "app", "app"), *tls_files(s, "log-search", "log-search", ca=False)], worker=False), depends=("postgres", "redis", "db-sync"))
         self.done()
 
 
