@@ -1,11 +1,10 @@
-"""Live: which requests the ModSecurity audit log records (the audit-log gap of issue 17).
+"""Live: the ModSecurity audit log records upstream refusals and WAF blocks (the audit-log gap of issue 17).
 
-SecAuditEngine RelevantOnly + SecAuditLogRelevantStatus "^(?:5|4(?!04))" (waf_rules/modsecurity.conf.j2):
-an upstream 4xx is recorded; a WAF block is not, because ModSecurity-nginx 1.0.3 (Debian 12) loses its
-request context on the `error_page 403 = @waf_blocked` internal redirect and its log phase never runs
-(ModSecurity-nginx #55, #182; early logging covers phase 1 only, PR #241; CRS blocks in phase 2). The
-strict xfail turns into a failure the day the connector records blocks: then drop the workaround notes
-in docs/logging.md and require the audit dataset in test_live_logsearch.py.
+SecAuditEngine RelevantOnly + SecAuditLogRelevantStatus "^(?:5|4(?!04))" (waf_rules/modsecurity.conf.j2).
+ModSecurity-nginx 1.0.3 (Debian 12) loses a block's context on the `error_page 403 = @waf_blocked`
+internal redirect and its log phase never runs (ModSecurity-nginx #55, #182; early logging covers phase 1
+only, PR #241; CRS blocks in phase 2): with `modsecurity off` in @waf_blocked no block was recorded
+(0 of 4 measured). @waf_blocked now inspects its request again in DetectionOnly, which writes the record.
 """
 
 from __future__ import annotations
@@ -41,9 +40,7 @@ def test_an_upstream_refusal_is_audited() -> None:
     assert _audited(lab, rid)
 
 
-@pytest.mark.xfail(strict=True, reason="ModSecurity-nginx 1.0.3 writes no audit record for a block answered "
-                                        "through error_page (phase-2 intervention + internal redirect)")
-def test_a_waf_block_is_audited() -> None:
+def test_a_waf_block_is_audited_with_its_request_id() -> None:
     lab = live_lab()
     rid = f"audit-block-{uuid.uuid4().hex[:16]}"
     with edge_client(lab) as c:
@@ -51,3 +48,6 @@ def test_a_waf_block_is_audited() -> None:
                   headers={"X-Request-ID": rid})
     assert r.status_code == 403 and r.json()["type"] == "urn:seclab:problem:waf-blocked"
     assert _audited(lab, rid)
+    # Once, not twice (the page's DetectionOnly pass is the only transaction that reaches its log phase).
+    audit = (Path(lab.paths.logs) / "waf" / "modsec_audit.json").read_text(encoding="utf-8", errors="replace")
+    assert sum(rid in line for line in audit.splitlines()) == 1
