@@ -337,6 +337,30 @@ def test_report_shows_the_layer_table_and_chart(tmp_path: Path) -> None:
     assert 'aria-labelledby="layers-title"' in html and "40 messages" in html
 
 
+def test_report_shows_two_layer_runs_before_and_after(tmp_path: Path) -> None:
+    from seclab.report.build import Options, build
+
+    def run(edge_rps_n: int, nginx_s: float, load: float) -> dict[str, Any]:
+        edge = Measured(path="edge TLS + WAF PL1", latencies_ms=[9.0] * edge_rps_n, statuses={"200": edge_rps_n},
+                        seconds=10.0, cpu_s={**dict.fromkeys(layers.GROUPS, 0.0), "nginx": nginx_s})
+        return layers.result([measured("app direct", 400, 5.0), edge], [measured("app direct", 40, 80.0)],
+                             {"concurrency": 8, "duration_s": 10, "warmup_s": 3, "loadavg_before": [load, 1, 1],
+                              "loadavg_after": [load, 1, 1], "quotas": bl.QUOTA_NOTE})
+
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    before.write_text(json.dumps(run(120, 0.36, 7.5)))
+    after.write_text(json.dumps(run(200, 0.4, 3.25)))
+    out = build(Options(out=tmp_path / "r", bench=[before, after], run_compliance=False, run_lynis=False,
+                        collect_identity=False))
+    rows = {(c["op"], c["path"]): c for c in out["layers"]["compare"]["rows"]}
+    edge = rows[("read", "edge TLS + WAF PL1")]
+    assert edge["rps"] == (12.0, 20.0) and edge["ratio"] == (0.3, 0.5)
+    assert edge["nginx_ms"] == (3.0, 2.0)  # 0.36 s / 120 requests, 0.4 s / 200
+    assert ("write", "edge TLS + WAF PL1") not in rows  # a path only one run has is not compared
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert 'id="layers-compare"' in html and "7.5" in html and "3.25" in html
+
+
 def test_report_says_not_run_for_a_broken_layer_file(tmp_path: Path) -> None:
     from seclab.report.build import Options, build
 
