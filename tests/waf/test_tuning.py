@@ -46,6 +46,10 @@ KC_RESTART = ("eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4Q0JDLUhTMjU2In0..Qx--7cUe0_Lm2Kp-
 KC_COOKIES = (f"AUTH_SESSION_ID=3f2b7c1e-8a4d-4e0f-9b6a-2c5d8e7f1a0b.kc-node--1-2; KC_RESTART={KC_RESTART}; "
               "KC_AUTH_SESSION_HASH=Qm--x9-Z_0xdeadbeef")
 
+# Apache httpd's wake-up requests to its own children end their User-Agent like this (CRS 905110 matches it).
+APACHE_DUMMY_UA = "Apache/2.4.57 (Debian) OpenSSL/3.0.11 (internal dummy connection)"
+# 905110 needs exactly `GET / HTTP/1.x` (or `OPTIONS *`), so the attack rides in a cookie.
+APACHE_DUMMY_RCE = _raw("GET", "/", {"User-Agent": APACHE_DUMMY_UA, "Cookie": "session=x;cat /etc/passwd"})
 # Each case: (name, raw request). All must be refused (403) by the tuned config at PL1 and PL2.
 ATTACKS: list[tuple[str, bytes]] = [
     ("sqli-in-query-on-message-route",
@@ -56,6 +60,8 @@ ATTACKS: list[tuple[str, bytes]] = [
     # Scripted clients are normal on the API (913101 removed there), security scanners are not (913100).
     ("scanner-user-agent-on-api", _raw("GET", "/api/v1/conversations", {**AUTH, "User-Agent": "sqlmap/1.7.2#stable"})),
     ("rce-in-cookie", _raw("GET", "/api/v1/conversations", {**AUTH, "Cookie": "session=x;cat /etc/passwd"})),
+    # CRS 905110 (left out, crs-selection.conf.j2) switches the engine off for this User-Agent from loopback.
+    ("rce-in-cookie-with-apache-dummy-connection-ua-from-loopback", APACHE_DUMMY_RCE),
     ("path-traversal-in-url", _raw("GET", "/api/v1/conversations/..%2f..%2f..%2fetc%2fpasswd", AUTH)),
     ("path-traversal-raw-dots", _raw("GET", "/api/v1/conversations/x/../../../etc/passwd", AUTH)),
     ("path-traversal-in-query", _raw("GET", "/api/v1/conversations?export=../../../../etc/shadow", AUTH)),
@@ -124,6 +130,14 @@ def test_lab_blocks_at_least_the_crs_regression_stock_blocks(waf: Any, crs_regre
 def test_attacks_outside_the_message_text_are_blocked(waf: Any, level: int, name: str, request_bytes: bytes) -> None:
     status = asyncio.run(send_raw(waf(False, level).base_url, request_bytes, None))
     assert status == 403, f"{name} at PL{level}: got {status}"
+
+
+def test_the_apache_loopback_exception_is_a_real_bypass_that_the_lab_leaves_out(waf: Any) -> None:
+    """Stock CRS (with REQUEST-905) lets an attack through from loopback with Apache's dummy-connection
+    User-Agent (ctl:ruleEngine=Off); the lab, without 905, refuses it. The test instances listen on
+    127.0.0.1, so the client is on loopback exactly as 905110 requires."""
+    stock, lab = (asyncio.run(send_raw(waf(st, 1).base_url, APACHE_DUMMY_RCE, None)) for st in (True, False))
+    assert (stock, lab) == (200, 403)
 
 
 @pytest.mark.parametrize("level", [1, 2])
