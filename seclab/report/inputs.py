@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from logsearch.search import REQUEST_ID_RE
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO / "tests" / "infra"
 CONTROL_RE = re.compile(r"^test_(nginx|postgres|redis|keys|net|proc|tls|os|sysctl|package|host)_(\d{2}[a-z]?)(?:_|\[|$)")
@@ -126,6 +128,19 @@ def compliance_summary(tests: list[dict[str, Any]], controls: dict[str, Any], wa
 
 # --- attacks -----------------------------------------------------------------------------------------
 
+def event_links(result: dict[str, Any]) -> dict[str, str | None]:
+    """A stopped attack's request id and the command that prints its events from every service.
+
+    Files written before results carried `request_id` still have it in evidence.response. Only an id of
+    the edge's shape is used: the command is meant to be pasted into a shell.
+    """
+    response = (result.get("evidence") or {}).get("response") or {}
+    rid = result.get("request_id") or response.get("request_id") or response.get("body_request_id")
+    if result.get("outcome") != "stopped" or not isinstance(rid, str) or not REQUEST_ID_RE.match(rid):
+        return {"request_id": None, "logs_command": None}
+    return {"request_id": rid, "logs_command": f"./lab logs --request-id {rid}"}
+
+
 def attacks_summary(data: Any) -> dict[str, Any]:
     """`lab attack --json` ({"results": [...]}, attacks/model.py) -> matrix rows by layer."""
     results = data.get("results", []) if isinstance(data, dict) else data
@@ -143,6 +158,7 @@ def attacks_summary(data: Any) -> dict[str, Any]:
             "outcome": outcome, "layer": layer, "expected_layer": expected.get("layer"),
             "expected_outcome": expected.get("outcome"), "as_expected": as_expected,
             "evidence": r.get("evidence") or {},
+            **event_links(r),
         })
     counts = {k: sum(1 for r in rows if r["outcome"] == k) for k in ("stopped", "succeeded", "error")}
     by_layer = {layer: sum(1 for r in rows if r["layer"] == layer) for layer in LAYERS}

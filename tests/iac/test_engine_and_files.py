@@ -106,10 +106,11 @@ def test_lab_json_is_what_the_app_reads() -> None:
 
 
 def test_engine_issues_the_docker_plan(tmp_path: Path) -> None:
-    """`up` issues pki.plan + the Docker-only elasticsearch/kibana leaves before the stack runs."""
+    """`up` issues the shared plan (the log search leaves included) before the stack runs."""
     out = pulumi_engine.ensure_pki(load(), tmp_path / "pki")
-    assert {"elasticsearch", "kibana", "edge", "keycloak", "seclab_monitor"} <= set(out["issued"])
-    assert (tmp_path / "pki" / "certs" / "kibana.chain.crt").is_file()
+    assert {"logsearch", "log-shipper", "log-reader", "edge", "keycloak", "seclab_monitor"} <= set(out["issued"])
+    assert not {"elasticsearch", "kibana"} & set(out["issued"])
+    assert (tmp_path / "pki" / "certs" / "log-reader.chain.crt").is_file()
     assert pulumi_engine.ensure_pki(load(), tmp_path / "pki")["issued"] == []  # idempotent
 
 

@@ -67,8 +67,27 @@ def test_gateway_demands_lab_client_certificates_and_admits_two_names() -> None:
     conf = render("gateway.conf.j2", values)
     assert "ssl_verify_client on;" in conf and "ssl_crl " in conf
     assert f"listen 127.0.0.1:{values['logsearch_gateway_port']} ssl;" in conf
-    assert re.findall(r'"~\(\^\|,\)CN=([a-z-]+)\(,\|\$\)" 1;', conf) == ["log-shipper", "log-reader"]
+    assert re.findall(r'"~\(\^\|,\)CN=([a-z-]+)\(,\|\$\)" full;', conf) == ["log-shipper", "log-reader"]
     assert f"server 127.0.0.1:{values['logsearch_engine_port']};" in conf
+
+
+def test_gateway_admits_the_apps_certificate_to_search_the_lab_indices_only() -> None:
+    """The API's `log-search` CN reaches `/<prefix>-*/_search` (GET/POST) and nothing else."""
+    values = role_vars()
+    conf = render("gateway.conf.j2", values)
+    assert re.findall(r'"~\(\^\|,\)CN=([a-z-]+)\(,\|\$\)" search;', conf) == ["log-search"]
+    root = re.search(r"location / \{(.*?)\n        \}", conf, re.DOTALL)
+    assert root and "if ($seclab_client_access != full)" in root.group(1)
+    search = re.search(r'location ~ "(.*?)" \{(.*?)\n        \}\n', conf, re.DOTALL)
+    assert search and "if ($seclab_client_access = none)" in search.group(2)
+    assert re.search(r"limit_except GET POST \{\s*deny all;", search.group(2))
+    pattern = re.compile(search.group(1))
+    prefix = values["logsearch_index_prefix"]
+    for path in (f"/{prefix}-*/_search", f"/{prefix}-nginx.access-2026.12.03/_search"):
+        assert pattern.match(path), path
+    for path in (f"/{prefix}-*/_doc/1", f"/{prefix}-x,other/_search", "/_all/_search", f"/{prefix}-*/_delete_by_query",
+                 "/_cluster/settings", f"/{prefix}-*/_search/../_doc"):
+        assert not pattern.match(path), path
 
 
 def test_engine_binds_loopback_with_the_lab_heap() -> None:

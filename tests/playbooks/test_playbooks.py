@@ -195,6 +195,11 @@ EXPECTED_APP_ENV = {
     "SECLAB_TRUSTED_PROXIES": "127.0.0.1",
     "SECLAB_PII_KEY_FILE": "/etc/seclab/secrets/pii_key",
     "SECLAB_LOG_LEVEL": "INFO",
+    # The lab-admin events view: the log search gateway, with the search-only `log-search` certificate.
+    "SECLAB_LOGSEARCH_URL": "https://127.0.0.1:9200",
+    "SECLAB_LOGSEARCH_CA_FILE": "/etc/seclab/pki/ca/ca-bundle.crt",
+    "SECLAB_LOGSEARCH_CERT_FILE": "/etc/seclab/pki/certs/log-search.chain.crt",
+    "SECLAB_LOGSEARCH_KEY_FILE": "/etc/seclab/pki/private/log-search.key",
 }
 
 

@@ -230,3 +230,23 @@ def test_defence_demo_kinds() -> None:
     assert s["waf_stopped"] == 3
     with pytest.raises(ValueError, match="not detection-only"):
         defence_demo_summary(blocking, blocking)
+
+
+def test_stopped_attacks_link_to_their_events(built: tuple[Path, dict[str, Any]]) -> None:
+    """Each stopped attack shows the `./lab logs --request-id` command for its request; others none."""
+    out, d = built
+    rows = {r["id"]: r for r in d["attacks"]["rows"]}
+    assert rows["A03-SQLI-MSG-01"]["logs_command"] == "./lab logs --request-id req-7f3a9c01"
+    # An older results file: the id is read from evidence.response.
+    assert rows["API1-BOLA-READ-01"]["logs_command"] == "./lab logs --request-id req-0b11c2d3"
+    assert rows["LLM01-PI-01"]["logs_command"] is None  # not stopped: nothing to follow
+    html = (out / "index.html").read_text()
+    assert "<code>./lab logs --request-id req-7f3a9c01</code>" in _group(r'<tr id="attack-A03-SQLI-MSG-01">(.*?)</tr>', html)
+    assert "lab logs" not in _group(r'<tr id="attack-LLM01-PI-01">(.*?)</tr>', html)
+
+
+@pytest.mark.parametrize("rid", ["x; rm -rf /", "$(id)", "short", None, 42])
+def test_no_events_command_for_an_id_the_edge_never_issues(rid: Any) -> None:
+    from seclab.report.inputs import event_links
+
+    assert event_links({"outcome": "stopped", "request_id": rid}) == {"request_id": None, "logs_command": None}
