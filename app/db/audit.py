@@ -18,7 +18,7 @@ take the text out of them. A new migration moving both schemas onto ONE shared f
 control: every tenant's append-only guard would then hang on one function in another schema, so a single
 `CREATE OR REPLACE FUNCTION` (or a `DROP SCHEMA lab CASCADE`, which silently drops the triggers of every
 tenant) would change or remove the audit of all tenants at once, and a tenant schema would no longer be
-complete on its own. So the two copies stay, and tests/unit/test_audit_trigger_sql.py fails the moment
+complete on its own. So the two copies stay, and tests/app/db/test_audit_trigger_sql.py fails the moment
 they differ; this module is the one Python implementation that verifies both chains.
 """
 
