@@ -55,7 +55,7 @@ class Data(Part):
 
     def _postgres(self) -> None:
         ctx, s, lab = self.ctx, self.ctx.s, self.ctx.lab
-        # seclab.conf and pg_hba.conf: playbooks/roles/postgresql/templates (hostssl + clientcert only).
+        # seclab.conf and pg_hba.conf: datastores/postgresql/, shared with the postgresql role (hostssl + clientcert only).
         pg_dir = render.PG_DIR
         self.add(Spec("Postgres", Hardened(
             service="postgres", tier="data", image=s.image("postgres"), user="999:999",

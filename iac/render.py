@@ -2,8 +2,8 @@
 
 Why this module is mostly adapters: the edge, the WAF, Prometheus/Alertmanager, PostgreSQL and Redis
 are configured from the SAME templates the Ansible engine renders (edge/render.py,
-waf_rules/render.py, monitoring/render.py, playbooks/roles/{postgresql,redis}/templates), with the
-role defaults evaluated by labdef.roles, the one evaluator every renderer uses. Only what exists on the Docker engine
+waf_rules/render.py, monitoring/render.py, datastores/postgresql/, playbooks/roles/redis/templates), with
+the role defaults evaluated by labdef.roles, the one evaluator every renderer uses. Only what exists on the Docker engine
 alone lives here as text (operator consoles, the first-start SQL). The log search engine, its gateway
 and its shipper render the logsearch role's templates (playbooks/roles/logsearch/templates).
 The functions return text; the program writes it to the host through `HostFile` at deploy time,
@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from labdef import LabDefinition, as_vars, roles
-
-ROLES_DIR = roles.ROLES_DIR
 
 # Paths inside the containers (the program mounts the rendered files there).
 EDGE_CONF_DIR = "/etc/seclab/nginx"
@@ -45,12 +43,9 @@ def role_defaults(role: str, lab: LabDefinition, **overrides: Any) -> dict[str, 
 
 
 def render_role_template(role: str, template: str, lab: LabDefinition, **overrides: Any) -> str:
-    """One role template, rendered as Ansible's `template` module would (trim_blocks, strict)."""
-    env = roles.template_environment(ROLES_DIR / role / "templates")
-    variables = role_defaults(role, lab, **overrides)
-    # The only Ansible-only variable these templates use: the header line.
-    variables.setdefault("ansible_managed", f"Rendered by iac/render.py from playbooks/roles/{role}/templates/{template}")
-    return env.get_template(template).render(**variables)
+    """One template of `role`, from where the role itself renders it (its `<role>_templates_dir` shared
+    folder, else its own templates/), as Ansible's `template` module would (labdef.roles.render_template)."""
+    return roles.render_template(role, template, lab, rendered_by="iac/render.py", **overrides)
 
 
 def _read_tree(root: Path) -> dict[str, str]:
@@ -148,10 +143,10 @@ def monitoring_files(lab: LabDefinition) -> dict[str, str]:
                       monitoring_keycloak_ca_file="/run/tls/ca.crt")
 
 
-# --- PostgreSQL and Redis (the Ansible roles' templates) -----------------------------------------
+# --- PostgreSQL (datastores/postgresql) and Redis (the redis role's templates) --------------------
 
 def postgres_files(lab: LabDefinition) -> dict[str, str]:
-    """seclab.conf (the server's config_file) and pg_hba.conf from playbooks/roles/postgresql/templates."""
+    """seclab.conf (the server's config_file) and pg_hba.conf from datastores/postgresql/ (shared with the role)."""
     ov = {
         "postgresql_listen_addresses": "*",  # the data network is internal; pg_hba admits samenet only
         "postgresql_socket_dir": "/var/run/postgresql",

@@ -299,6 +299,8 @@ def bench_summary(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             "think_s": head.get("think_s"), "spawn_rate": head.get("spawn_rate"), "accounts": head.get("accounts", []),
             # `lab bench --capacity`: quotas raised for the run (said in words), the capacity and what saturated.
             "quotas": head.get("quotas"), "capacity": head.get("capacity"), "saturated": head.get("saturated"),
+            # `--capacity --profile`: py-spy's top five by self-time of the app and the worker at the last step.
+            "profiles": head.get("profiles"),
             **concl}
 
 
@@ -326,6 +328,23 @@ def layers_summary(name: str, data: dict[str, Any]) -> dict[str, Any]:
             total = sum(v for v in cpu.values() if v is not None)
             rows.append({**r, "cpu_ms": cpu, "cpu_ms_total": round(total, 3)})
         out[op] = rows
+    return out
+
+
+def layers_compare(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Two `layers_summary` results (the first and the last --bench layer file) row by row, matched by op and
+    path: requests/s, ratio to the bare app, nginx and total CPU ms per request, each before and after. Why:
+    an optimisation is shown as two runs of the same tool on the same host, not as numbers quoted by hand."""
+    out: list[dict[str, Any]] = []
+    for op in ("read", "write"):
+        old = {r["path"]: r for r in before[op]}
+        for r in after[op]:
+            b = old.get(r["path"])
+            if b is None:
+                continue
+            out.append({"op": op, "path": r["path"], "rps": (b["rps"], r["rps"]), "ratio": (b["ratio"], r["ratio"]),
+                        "nginx_ms": (b["cpu_ms"].get("nginx"), r["cpu_ms"].get("nginx")),
+                        "total_ms": (b["cpu_ms_total"], r["cpu_ms_total"])})
     return out
 
 

@@ -11,7 +11,7 @@ from iac import render
 from iac.config import IAC_DIR, IMAGES, MEMORY_MB
 from iac.context import PASSWORDS
 from labdef import roles
-from tests.logging.test_role_templates import ROLE, role_vars
+from tests.logsearch.test_role_templates import ROLE, role_vars
 
 from .conftest import Run
 
@@ -20,7 +20,7 @@ GONE = ("elastic", "kibana", "filebeat")
 
 def native_render(name: str, values: dict[str, Any]) -> str:
     """What Ansible's `template` task writes natively: the role's variables evaluated independently of
-    iac/render.py (tests/logging), rendered with the template module's settings (labdef.roles)."""
+    iac/render.py (tests/logsearch), rendered with the template module's settings (labdef.roles)."""
     return roles.template_environment(ROLE / "templates").get_template(name).render(**values)
 
 
