@@ -211,7 +211,7 @@ def test_redis_replica_is_the_primary_with_its_own_port_and_data(out: Path) -> N
     for lines in (primary, replica):
         assert "appendonly yes" in lines and "tls-replication yes" in lines
         assert f"tls-client-cert-file {PKI}/certs/redis-peer.chain.crt" in lines
-        assert "include /etc/redis/seclab-replication.conf" in lines
+        assert "include /etc/redis/seclab/replication.conf" in lines
         # Who follows whom is Sentinel's run-time state: a rendered replicaof would fight every failover.
         assert not any(ln.startswith(("replicaof", "slaveof", "masterauth", "requirepass")) for ln in lines)
 
