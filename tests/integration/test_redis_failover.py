@@ -16,6 +16,7 @@ as `./lab up` made it. Late: it takes the lab's Redis away for a while.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -75,6 +76,12 @@ async def _answers(owner: asyncpg.Connection, accepted: list[tuple[str, str]]) -
     return out
 
 
+def _lab_status() -> dict[str, Any]:
+    p = subprocess.run([sys.executable, "-m", "seclab.cli", "status", "--json"], cwd=ROOT, env=dict(os.environ),
+                       capture_output=True, text=True, check=False, timeout=120)
+    return dict(json.loads(p.stdout))
+
+
 def _dlq_replay() -> str:
     p = subprocess.run([sys.executable, "-m", "seclab.cli", "dlq", "replay", "--all"], cwd=ROOT,
                        env=dict(os.environ), capture_output=True, text=True, check=False, timeout=120)
@@ -129,6 +136,10 @@ async def test_primary_killed_mid_run_every_accepted_message_answered_exactly_on
                 await asyncio.sleep(0.3)
             assert promoted_at is not None, "Sentinel did not promote the replica within 60 s"
             assert await asyncio.to_thread(ha.primary) == ha.other(old)
+            # `./lab status` names the new primary (exit 3: the killed node is down, as it says).
+            st = await asyncio.to_thread(_lab_status)
+            assert st["redis_primary"] == f"127.0.0.1:{ha.other(old)}", st.get("redis_primary")
+            assert st["services"]["redis" if old == lab.ports.redis else "redis_replica"]["up"] is False
             for n in range(3):
                 await post("after", n)
             # The app's own Redis client reaches the new primary: /readyz sees Redis again.
