@@ -22,6 +22,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,11 @@ class RedisHA:
                 and all(self._replica_seen_up(p) for p in self.lab.ports.redis_sentinels()))
 
     def _replica_seen_up(self, sentinel_port: int) -> bool:
+        """This sentinel sees the replica up, reporting role slave for over an INFO period (10 s).
+
+        Why the settle time: a sentinel that has not re-read a rejoined node's INFO since it was a
+        primary "corrects" it back to replica the moment a manual failover promotes it (seen here:
+        -failover-abort-slave-timeout), so `restore` waits until every sentinel's view is fresh."""
         c = self._client(sentinel_port)
         try:
             replicas = c.execute_command("SENTINEL", "REPLICAS", self.master_name)
@@ -117,7 +123,9 @@ class RedisHA:
             c.close()
         for r in replicas:
             d = r if isinstance(r, dict) else {str(r[i]): str(r[i + 1]) for i in range(0, len(r), 2)}
-            if "s_down" not in str(d.get("flags", "")) and "disconnected" not in str(d.get("flags", "")):
+            flags = str(d.get("flags", ""))
+            if ("s_down" not in flags and "disconnected" not in flags and d.get("role-reported") == "slave"
+                    and d.get("master-link-status") == "ok" and int(d.get("role-reported-time", 0)) > 11000):
                 return True
         return False
 
@@ -155,12 +163,19 @@ class RedisHA:
         for port in self.programs:
             if not self.is_running(port):
                 self.start(port)
-        self.wait("a healthy pair (replica connected, sentinels agree)", self.healthy, timeout_s)
-        if self.primary() != self.lab.ports.redis:
+        for _attempt in range(3):
+            self.wait("a healthy pair (replica connected, sentinels agree)", self.healthy, timeout_s)
+            if self.primary() == self.lab.ports.redis:
+                break
             self.sentinel("FAILOVER", self.master_name)
-            self.wait(f"{self.lab.ports.redis} to be primary again", lambda: self.primary() == self.lab.ports.redis,
-                      timeout_s)
-            self.wait("a healthy pair after the switch back", self.healthy, timeout_s)
+            try:
+                self.wait(f"{self.lab.ports.redis} to be primary again",
+                          lambda: self.primary() == self.lab.ports.redis, 40)
+            except RuntimeError:
+                continue  # aborted (e.g. -failover-abort-slave-timeout): settle and try again
+        if self.primary() != self.lab.ports.redis:
+            raise RuntimeError(f"could not make {self.lab.ports.redis} primary again")
+        self.wait("a healthy pair after the switch back", self.healthy, timeout_s)
 
 
 async def _first_write(client: Any, key: str, probe_s: float, timeout_s: float) -> tuple[float, int]:
@@ -201,6 +216,7 @@ async def measure(trials: int, probe_ms: int, timeout_s: float) -> dict[str, Any
             ha.start(old)
             rejoin = ha.wait("the killed node to rejoin as a replica", ha.healthy, timeout_s)
             results[-1]["rejoin_s"] = round(rejoin, 1)
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # partial results survive a failure
     finally:
         await client.aclose()
         ha.restore()
