@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from attacks.evidence import EDGE_OWN_CAUSES, LAYER_BY_PROBLEM, Evidence, ResponseFacts, answered_by_edge
 from attacks.model import AttackCase, Layer, Result
+from logsearch.search import REQUEST_ID_RE
 
 QUOTA_CAUSES = frozenset({"rate-limited", "budget-exhausted"})
 """Refusals that say "too much", not "this is an attack": they stop a case only where limits are the
@@ -56,6 +57,16 @@ def _result(case: AttackCase, outcome: str, layer: Layer | None, evidence: dict[
 
 
 def classify(case: AttackCase, obs: Observation, evidence: Evidence | None, through_edge: bool) -> Result:
+    """The outcome, with the decisive request's edge id (when the edge gave it one) for `lab logs`."""
+    result = _classify(case, obs, evidence, through_edge)
+    resp = obs.response
+    rid = (resp.request_id or resp.body_request_id) if resp is not None else None
+    if rid and REQUEST_ID_RE.match(rid):
+        result.request_id = rid
+    return result
+
+
+def _classify(case: AttackCase, obs: Observation, evidence: Evidence | None, through_edge: bool) -> Result:
     ev: dict[str, Any] = dict(obs.notes)
     resp = obs.response
     if resp is not None:

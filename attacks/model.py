@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from logsearch.search import REQUEST_ID_RE
+
 Outcome = Literal["stopped", "succeeded", "error"]
 Layer = Literal["edge", "identity", "app", "data", "ai"]
 
@@ -77,12 +79,23 @@ class Result(BaseModel):
     suite: str = ""
     title: str = ""
     expected: Expectation | None = None
+    request_id: str | None = None
+    """The edge's X-Request-ID of the decisive request: `./lab logs --request-id` follows it through
+    every service's events (the report links each stopped attack to them)."""
 
     @field_validator("layer")
     @classmethod
     def _layer_only_when_stopped(cls, v: Layer | None, info: Any) -> Layer | None:
         if v is not None and info.data.get("outcome") != "stopped":
             raise ValueError("only a stopped attack names the layer that stopped it")
+        return v
+
+    @field_validator("request_id")
+    @classmethod
+    def _request_id_shape(cls, v: str | None) -> str | None:
+        # Only ids the edge keeps (logsearch.search.REQUEST_ID_RE): the report puts it in a shell command.
+        if v is not None and not REQUEST_ID_RE.match(v):
+            raise ValueError("a request id is 8-128 characters of letters, digits and . _ : -")
         return v
 
     @property

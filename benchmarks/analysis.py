@@ -2,7 +2,7 @@
 
 Why apart from the runner: these are the judgements a reader of the report relies on ("the lab holds
 10 users; at 20 the per-user rate limit refused requests"), so they are pure functions over Locust's
-numbers, tested on synthetic stats without a lab (tests/unit/test_bench_analysis.py).
+numbers, tested on synthetic stats without a lab (tests/benchmarks/test_bench_analysis.py).
 
 Rules:
 - a step is *met* when its error rate is at most lab.yml `performance.max_error_rate` and its p95 is at

@@ -11,7 +11,7 @@ Then the killed node is started again; Sentinel makes it a replica of the new pr
 starts once it is connected. At the end the original roles are restored (`SENTINEL FAILOVER`), so the
 lab is left as `./lab up` made it. Prints one JSON line.
 
-`RedisHA` is also what tests/integration/test_redis_failover.py drives the lab with.
+`RedisHA` is also what tests/app/test_redis_failover.py drives the lab with.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ worker, model, monitoring, logging. Each declares its services (`seclab:service:
 every container is hardened in one place (iac/hardening.py), whatever component declares it.
 
 Topology (same as the Ansible engine): edge -> app (mTLS) -> PostgreSQL/Redis (TLS + client cert);
-Keycloak behind the edge; Prometheus + Alertmanager + exporters; Grafana; Elasticsearch + Filebeat +
-Kibana. Only the edge publishes ports, and its operator port only on the host's loopback.
+Keycloak behind the edge; Prometheus + Alertmanager + exporters; Grafana; the log search engine
+(OpenSearch + its mTLS gateway + the rsyslog shipper + the keeper, as the logsearch role runs them). Only the edge publishes ports, and its operator port only on the host's loopback.
 Service configs come from the templates the Ansible engine renders (see iac/render.py).
 """
 
@@ -55,7 +55,7 @@ class Data(Part):
 
     def _postgres(self) -> None:
         ctx, s, lab = self.ctx, self.ctx.s, self.ctx.lab
-        # seclab.conf and pg_hba.conf: playbooks/roles/postgresql/templates (hostssl + clientcert only).
+        # seclab.conf and pg_hba.conf: datastores/postgresql/, shared with the postgresql role (hostssl + clientcert only).
         pg_dir = render.PG_DIR
         self.add(Spec("Postgres", Hardened(
             service="postgres", tier="data", image=s.image("postgres"), user="999:999",
@@ -96,87 +96,112 @@ class Data(Part):
 
 
 class Logging(Part):
-    """Elasticsearch, Kibana and Filebeat: the app's and the edge's JSON logs, searchable."""
+    """The log search engine, its mTLS gateway, the shipper and the keeper: the logsearch role's engine
+    (the same OpenSearch archive and ingest jars, iac/images/logsearch.Dockerfile), its templates
+    (iac/render.py logsearch_*) and logsearch/ (index template, pipelines, retention) run as natively."""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self._elasticsearch()
-        self._kibana()
-        self._filebeat()
+        self.v = render.logsearch_vars(ctx.lab)
+        heap_mb = int(self.v["logsearch_heap"][:-1]) * (1024 if self.v["logsearch_heap"].endswith("g") else 1)
+        # As the role checks the heap against the host, here against the container's limit (CIS 5.10).
+        if heap_mb * 2 > ctx.s.memory_mb["logsearch"]:
+            raise ValueError(f"logging.heap {self.v['logsearch_heap']} needs memoryMb.logsearch >= {heap_mb * 2}")
+        self.image = docker.Image(
+            "logsearch-image", image_name=f"{ctx.s.prefix}/logsearch:{ctx.lab.name}-{self.v['logsearch_version']}",
+            build=docker.DockerBuildArgs(context=str(IAC_DIR.parent), platform="linux/amd64",
+                                         dockerfile=str(IAC_DIR / "images" / "logsearch.Dockerfile"),
+                                         args=render.logsearch_build_args(ctx.lab)),
+            skip_push=True, opts=pulumi.ResourceOptions(parent=self))
+        self._engine()
+        self._gateway()
+        self._shipper()
+        self._keeper()
         self.done()
 
-    def _elasticsearch(self) -> None:
-        ctx, s = self.ctx, self.ctx.s
-        es_users = pulumi.Output.all(ctx.pw["kibana-es"].bcrypt_hash, ctx.pw["filebeat-es"].bcrypt_hash).apply(
-            lambda h: render.es_users(*h))
-        es_cfg = "/usr/share/elasticsearch/config"
-        self.add(Spec("Elasticsearch", Hardened(
-            service="elasticsearch", tier="data", image=s.image("elasticsearch"), user="1000:0",
-            memory_bytes=s.memory_bytes("elasticsearch"), start_period="120s",
-            healthcheck=["CMD-SHELL", ("curl -s -o /dev/null -w '%{http_code}' --cacert config/certs/ca.crt "
-                         "https://localhost:9200/ | grep -qE '^(200|401)$'")],
-            networks=[(ctx.nets["data"], ["elasticsearch"])],
-            envs=["discovery.type=single-node", "xpack.security.enabled=true",
-                  "xpack.security.http.ssl.enabled=true",  # TLS on the REST API (ASVS 9.2.2)
-                  "xpack.security.http.ssl.certificate=certs/elasticsearch.crt",
-                  "xpack.security.http.ssl.key=certs/elasticsearch.key",
-                  "xpack.security.http.ssl.certificate_authorities=certs/ca.crt",
-                  "xpack.security.authc.realms.file.file1.order=0",
-                  "xpack.security.authc.realms.native.native1.order=1",
-                  "ELASTIC_PASSWORD_FILE=/run/secrets/elastic_password", "ES_JAVA_OPTS=-Xms1g -Xmx1g",
-                  "ingest.geoip.downloader.enabled=false"]),  # no phoning home from an internal network
-            uid=1000, gid=0,
-            # config is a volume: the entrypoint writes the keystore there at start (root fs stays read-only).
-            volumes={"data": "/usr/share/elasticsearch/data", "config": es_cfg, "logs": "/usr/share/elasticsearch/logs"},
-            files=[*[File(f.name, f"{es_cfg}/certs/{f.name}", source=f.source, secret=f.secret, public=f.public)
-                     for f in tls_files(s, "elasticsearch", "elasticsearch")],
-                   ctx.secret_file("elastic_password", "elastic"),
-                   File("users", f"{es_cfg}/users", content=pulumi.Output.secret(es_users), secret=True),
-                   File("users_roles", f"{es_cfg}/users_roles", content=render.ES_USERS_ROLES),
-                   File("roles.yml", f"{es_cfg}/roles.yml", content=render.ES_ROLES)]))
+    def pki(self, leaf: str, ca: bool = True) -> list[File]:
+        """A leaf at its native pki/layout.py path (the role's templates name those paths)."""
+        root, t = self.v["logsearch_pki_dir"], self.ctx.s.tls(leaf)
+        files = [File(f"{leaf}.chain.crt", f"{root}/certs/{leaf}.chain.crt", source=t.cert, public=True),
+                 File(f"{leaf}.key", f"{root}/private/{leaf}.key", source=t.key, secret=True)]
+        return files + ([File("ca-bundle.crt", f"{root}/ca/ca-bundle.crt", source=t.ca, public=True)] if ca else [])
 
-    def _kibana(self) -> None:
-        ctx, s, lab = self.ctx, self.ctx.s, self.ctx.lab
-        self.add(Spec("Kibana", Hardened(
-            service="kibana", tier="app", image=s.image("kibana"), user="1000:0", memory_bytes=s.memory_bytes("kibana"),
-            start_period="180s",
-            healthcheck=["CMD-SHELL", ("curl -s -o /dev/null -w '%{http_code}' --cacert /run/tls/ca.crt "
-                         "https://localhost:5601/kibana/api/status | grep -qE '^(200|401)$'")],
-            networks=[(ctx.nets["app"], ["kibana"]), (ctx.nets["data"], ["kibana"])],
-            entrypoints=["/bin/bash"],
-            command=wrapper({"ELASTICSEARCH_PASSWORD": "/run/secrets/es_password",
-                             "XPACK_SECURITY_ENCRYPTIONKEY": "/run/secrets/encryption_key"},
-                            "/usr/local/bin/kibana-docker"),
-            envs=["ELASTICSEARCH_HOSTS=https://elasticsearch:9200", "ELASTICSEARCH_USERNAME=kibana_lab",
-                  "ELASTICSEARCH_SSL_CERTIFICATEAUTHORITIES=/run/tls/ca.crt", "ELASTICSEARCH_SSL_VERIFICATIONMODE=full",
-                  "SERVER_SSL_ENABLED=true", "SERVER_SSL_CERTIFICATE=/run/tls/kibana.crt",
-                  "SERVER_SSL_KEY=/run/tls/kibana.key", "SERVER_BASEPATH=/kibana", "SERVER_REWRITEBASEPATH=true",
-                  f"SERVER_PUBLICBASEURL=https://{lab.edge.host_names[0]}:{s.ops_port}/kibana",
-                  "TELEMETRY_OPTIN=false", "TELEMETRY_ENABLED=false"]),
-            uid=1000, gid=0, volumes={"data": "/usr/share/kibana/data"},
-            files=[*tls_files(s, "kibana", "kibana"), ctx.secret_file("es_password", "kibana-es"),
-                   ctx.secret_file("encryption_key", "kibana-key")]),
-            depends=("elasticsearch",))
+    def _engine(self) -> None:
+        ctx, v = self.ctx, self.v
+        conf, module = v["logsearch_conf_dir"], f"{v['logsearch_home']}/current/modules/ingest-common"
+        self.add(Spec("LogSearch", Hardened(
+            service="logsearch", tier="data", image=self.image.image_name, user="10300:10300",
+            memory_bytes=ctx.s.memory_bytes("logsearch"), start_period="180s",
+            healthcheck=["CMD", "curl", "-fsS", "-o", "/dev/null",
+                         f"http://127.0.0.1:{v['logsearch_engine_port']}/_cluster/health?wait_for_status=yellow"],
+            networks=[(ctx.nets["data"], [render.LOGSEARCH_HOST])],
+            command=[f"{v['logsearch_home']}/current/bin/opensearch"],
+            envs=[f"OPENSEARCH_TMPDIR={v['logsearch_tmp_dir']}"]),
+            uid=10300, gid=10300,
+            volumes={"data": v["logsearch_data_dir"], "tmp": v["logsearch_tmp_dir"], "logs": v["logsearch_log_dir"]},
+            files=[*(File(f"engine/{n}", f"{conf}/{n}", content=c) for n, c in render.logsearch_engine_files(ctx.lab).items()),
+                   File("plugin-descriptor.properties", f"{module}/plugin-descriptor.properties",
+                        content=render.logsearch_descriptor(ctx.lab), public=True)]))
 
-    def _filebeat(self) -> None:
-        ctx, s = self.ctx, self.ctx.s
-        self.add(Spec("Filebeat", Hardened(
-            service="filebeat", tier="data", image=s.image("filebeat"), user="1000:1000",
-            memory_bytes=s.memory_bytes("filebeat"),
-            healthcheck=["CMD", "curl", "-fs", "http://127.0.0.1:5066/"],
-            networks=[(ctx.nets["data"], ["filebeat"])],
-            entrypoints=["/bin/bash"],
-            command=wrapper({"FILEBEAT_ES_PASSWORD": "/run/secrets/es_password"},
-                            "filebeat -e --strict.perms=true -c /etc/seclab/filebeat.yml"),
-            mounts=[docker.ContainerMountArgs(type="volume", source=ctx.logs_app.name, target="/logs/app",
-                                              read_only=True),
-                    docker.ContainerMountArgs(type="volume", source=ctx.logs_edge.name, target="/logs/edge",
+    def _gateway(self) -> None:
+        ctx, v = self.ctx, self.v
+        # A sidecar in the engine's network namespace: the engine stays on its loopback (the role's
+        # opensearch.yml unchanged) and the gateway is the only way in, as natively.
+        self.add(Spec("LogSearchGateway", Hardened(
+            service="logsearch-gateway", tier="data", image=self.image.image_name, user="10300:10300",
+            memory_bytes=ctx.s.memory_bytes("logsearch-gateway"), networks=[],
+            network_mode=f"container:{ctx.s.prefix}-logsearch",
+            healthcheck=["CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{v['logsearch_gateway_port']}"],
+            command=["/usr/sbin/nginx", "-c", v["logsearch_gateway_conf"]],
+            tmpfs={"/tmp": TMPFS_OPTS, "/run": TMPFS_OPTS, v["logsearch_gateway_tmp_dir"]: TMPFS_OPTS}),
+            uid=10300, gid=10300, volumes={"logs": v["logsearch_log_dir"]},
+            files=[File("gateway.conf", v["logsearch_gateway_conf"], content=render.logsearch_gateway_conf(ctx.lab)),
+                   *self.pki("logsearch"),
+                   File("crl.pem", f"{v['logsearch_pki_dir']}/crl/crl.pem", source=ctx.s.crl(), public=True)]),
+            depends=("logsearch",))
+
+    def _shipper(self) -> None:
+        ctx, v = self.ctx, self.v
+        self.add(Spec("LogShipper", Hardened(
+            service="logshipper", tier="data", image=self.image.image_name, user="10302:10302", groups=["10101"],
+            memory_bytes=ctx.s.memory_bytes("logshipper"),
+            healthcheck=["CMD-SHELL", f"find {v['logsearch_stats_file']} -mmin -2 | grep -q ."],
+            networks=[(ctx.nets["data"], ["logshipper"])],
+            command=["/usr/sbin/rsyslogd", "-n", "-f", v["logsearch_shipper_conf"], "-i", "/run/seclab-logshipper.pid"],
+            tmpfs={"/tmp": TMPFS_OPTS, "/run": TMPFS_OPTS},
+            # The edge's logs (group 10101), read-only at paths.logs: the role's source paths unchanged.
+            mounts=[docker.ContainerMountArgs(type="volume", source=ctx.logs_edge.name, target=ctx.lab.paths.logs,
                                               read_only=True)]),
-            uid=1000, gid=1000, volumes={"data": "/usr/share/filebeat/data"},
-            files=[File("filebeat.yml", "/etc/seclab/filebeat.yml", content=render.filebeat_yml()),
-                   File("ca.crt", "/run/tls/ca.crt", source=s.tls("elasticsearch").ca, public=True),
-                   ctx.secret_file("es_password", "filebeat-es")]),
-            depends=("elasticsearch",))
+            uid=10302, gid=10302,
+            volumes={"work": v["logsearch_shipper_work_dir"], "logs": render.SHIPPER_LOG_DIR},
+            files=[File("rsyslog.conf", v["logsearch_shipper_conf"], content=render.logsearch_shipper_conf(ctx.lab)),
+                   *self.pki("log-shipper")]),
+            depends=("logsearch-gateway",))
+
+    def _keeper(self) -> None:
+        ctx, v = self.ctx, self.v
+        prefix, gw = v["logsearch_index_prefix"], f"https://{render.LOGSEARCH_HOST}:{v['logsearch_gateway_port']}"
+        textfile = "/var/lib/seclab-keeper/seclab_logsearch.prom"
+        keeper_tmpfs = f"{TMPFS_OPTS},uid=10001,gid=10001,mode=0750"  # recomputed every pass: no volume
+        # `python -m logsearch apply` (logsearch/resources: the index template and pipelines), then the
+        # keeper (retention from lab.yml, shipping metrics), with the role's arguments.
+        common = f"--lab /etc/seclab/lab.json --prefix {prefix} --gateway-url {gw}"
+        self.add(Spec("LogSearchKeeper", Hardened(
+            service="logsearch-keeper", tier="data", image=ctx.image_name("app"), user="10001:10001",
+            groups=["10302"], memory_bytes=ctx.s.memory_bytes("logsearch-keeper"),
+            healthcheck=["CMD-SHELL", f"find {textfile} -mmin -2 | grep -q ."],
+            networks=[(ctx.nets["data"], ["logsearch-keeper"])],
+            entrypoints=["/bin/bash"], tmpfs={"/tmp": TMPFS_OPTS, str(Path(textfile).parent): keeper_tmpfs},
+            command=["-c", (f"until python -m logsearch apply {common}; do sleep 5; done; "
+                            f"exec python -m logsearch keeper {common} --stats-file {v['logsearch_stats_file']} "
+                            f"--action seclab_engine --textfile {textfile} --interval {v['logsearch_keeper_interval']}")],
+            # Read-only: the shipper's impstats counters (its work volume, group 10302).
+            mounts=[docker.ContainerMountArgs(type="volume", source=f"{ctx.s.prefix}-logshipper-work",
+                                              target=v["logsearch_shipper_work_dir"], read_only=True)]),
+            uid=10001, gid=10001,
+            files=[File("lab.json", "/etc/seclab/lab.json", content=render.lab_json(ctx.lab)),
+                   *self.pki("log-reader")]),
+            depends=("logsearch-gateway", "logshipper"))
 
 
 def app_envs(ctx: Context, worker: bool = False) -> list[str]:
@@ -221,6 +246,12 @@ def app_envs(ctx: Context, worker: bool = False) -> list[str]:
         "SECLAB_TRUSTED_PROXIES": ctx.s.edge_app_ip,
         "SECLAB_PII_KEY_FILE": "/run/secrets/pii_key",
         "SECLAB_LOG_LEVEL": app_d["app_log_level"],
+        # The lab-admin events view: the log search gateway sidecar on the data network (Logging).
+        "SECLAB_LOGSEARCH_URL": (f"https://{render.LOGSEARCH_HOST}:{lab.ports.logsearch}"
+                                 if lab.logging.engine == "opensearch" else ""),
+        "SECLAB_LOGSEARCH_CA_FILE": "/run/tls/ca.crt",
+        "SECLAB_LOGSEARCH_CERT_FILE": "/run/tls/log-search.crt",
+        "SECLAB_LOGSEARCH_KEY_FILE": "/run/tls/log-search.key",
     }
     if worker:
         envs.update({
@@ -288,7 +319,7 @@ class App(AppCode):
              "--ssl-ca-certs", "/run/tls/ca.crt", "--ssl-cert-reqs", "2"],
             # mTLS means an in-container probe has no client cert: a TCP connect is the honest check.
             ["CMD", "python", "-c", f"import socket; socket.create_connection(('127.0.0.1', {lab.ports.app}), 3)"],
-            tls_files(s, "app", "app"), worker=False), depends=("postgres", "redis", "db-sync"))
+            [*tls_files(s, "app", "app"), *tls_files(s, "log-search", "log-search", ca=False)], worker=False), depends=("postgres", "redis", "db-sync"))
         self.done()
 
 
@@ -551,5 +582,5 @@ class Edge(Part):
             files=[*tree_files(render.edge_files(lab), "nginx", render.EDGE_CONF_DIR),
                    *tree_files(render.waf_files(lab), "waf", render.WAF_CONF_DIR),
                    *pki_layout_files(s, {"edge": "server", "edge-client": "client to the app (mTLS)"})]),
-            depends=("app", "idp", "grafana", "kibana"))
+            depends=("app", "idp", "grafana"))
         self.done()

@@ -27,9 +27,6 @@ IMAGES: dict[str, str] = {
     "postgres": "postgres:15.10-bookworm",
     "redis": "redis:7.4.1-bookworm",
     "keycloak": "quay.io/keycloak/keycloak:{keycloak_version}",
-    "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
-    "kibana": "docker.elastic.co/kibana/kibana:8.15.3",
-    "filebeat": "docker.elastic.co/beats/filebeat:8.15.3",
     "grafana": "grafana/grafana:11.3.1",
     "prometheus": "prom/prometheus:v2.55.1",
     "alertmanager": "prom/alertmanager:v0.27.0",
@@ -56,9 +53,11 @@ MEMORY_MB: dict[str, int] = {
     "redis-exporter": 64,
     "nginx-exporter": 64,
     "grafana": 256,
-    "elasticsearch": 2048,
-    "kibana": 1024,
-    "filebeat": 256,
+    # The engine: lab.yml logging.heap (512m) plus the JVM's off-heap and page cache (checked: >= 2x heap).
+    "logsearch": 1024,
+    "logsearch-gateway": 64,
+    "logshipper": 128,
+    "logsearch-keeper": 128,
 }
 
 

@@ -25,7 +25,7 @@ from .services import File, Service, Spec
 NETWORKS = ("edge", "app", "data")
 
 PASSWORDS = ("postgres", "db-owner", "db-app", "db-tenant-key", "db-monitor", "keycloak-db", "keycloak-admin", "grafana-admin",
-             "elastic", "kibana-es", "filebeat-es", "kibana-key", "llama-api-key", "llm-canary")
+             "llama-api-key", "llm-canary")
 """Generated service passwords (a Pulumi secret each), plus one per Redis ACL user."""
 
 IMAGES: dict[str, str] = {"app": "app.Dockerfile", "edge": "edge.Dockerfile", "llama": "llama.Dockerfile",

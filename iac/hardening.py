@@ -49,6 +49,10 @@ class Hardened:
     """Namespaced sysctls only (e.g. unprivileged low ports for the edge instead of a capability)."""
     job: bool = False
     """A one-shot task (exits when done): restart on failure only, and not required to keep running."""
+    network_mode: str | None = None
+    """`container:<name>`: a sidecar in another service's network namespace (then no networks of its own)."""
+    groups: Sequence[str] = ()
+    """Extra group ids (read access to another service's files, e.g. the shipper to the edge's logs)."""
 
 
 def bind(source: str, target: str, read_only: bool = True) -> docker.ContainerMountArgs:
@@ -67,13 +71,18 @@ def container_args(h: Hardened, prefix: str) -> dict[str, Any]:
         raise ValueError(f"{h.service}: only the edge tier publishes ports (CIS 5.13)")
     if not h.user or h.user.split(":")[0] in ("", "0", "root"):
         raise ValueError(f"{h.service}: containers run as a non-root user (CIS 4.1)")
+    if h.network_mode and (not h.network_mode.startswith("container:") or h.networks):
+        raise ValueError(f"{h.service}: only a sidecar (container:<name>, no networks) sets network_mode (CIS 5.9)")
     missing = [cap for cap, why in h.cap_add.items() if not why.strip()]
     if missing:
         raise ValueError(f"{h.service}: capability added without a reason: {missing}")
     return {
         "name": f"{prefix}-{h.service}",
         "image": h.image,
-        "hostname": h.hostname or h.service,
+        # A sidecar shares the other container's namespace, hostname included (Docker refuses both).
+        "hostname": None if h.network_mode else (h.hostname or h.service),
+        "network_mode": h.network_mode,
+        "group_adds": list(h.groups) or None,
         "user": h.user,  # CIS 4.1: a non-root user inside the container
         "read_only": True,  # CIS 5.12: read-only root filesystem; writable paths are tmpfs or volumes
         # CIS 5.3: drop every capability, add back only what a service names with a reason.

@@ -1,9 +1,10 @@
 """The Docker engine's certificate plan: `pki.plan.build_plan(lab)` plus what only this engine runs.
 
-Why an extension here and not in pki/: Elasticsearch and Kibana exist on the Docker engine only, so
-their server certificates are engine-specific; every other leaf comes from the shared plan unchanged
-(same names, SANs, lifetimes), so a service cannot get a certificate on one engine and miss it on the
-other. `seclab.engines.pulumi_engine.up` issues this plan with `pki.ca.ensure` before the stack runs.
+Why an extension here and not in pki/: a service that only this engine ran would need its own server
+certificate here. None does today (the log search engine, its gateway, shipper and keeper use the
+shared plan's `logsearch`, `log-shipper` and `log-reader` leaves, as natively); every leaf comes from the
+shared plan unchanged (same names, SANs, lifetimes), so a service cannot get a certificate on one
+engine and miss it on the other. `seclab.engines.pulumi_engine.up` issues this plan with `pki.ca.ensure` before the stack runs.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from labdef import LabDefinition
 from pki.model import CertSpec, PkiPlan
 from pki.plan import LOOPBACK_DNS, LOOPBACK_IPS, build_plan
 
-DOCKER_SERVERS: dict[str, str] = {
-    "elasticsearch": "Elasticsearch REST TLS (Docker engine only)",
-    "kibana": "Kibana TLS behind the edge's operator port (Docker engine only)",
-}
+DOCKER_SERVERS: dict[str, str] = {}
+"""Leaf name -> purpose of servers only the Docker engine runs (none today)."""
 
 
 def docker_plan(lab: LabDefinition) -> PkiPlan:

@@ -1,7 +1,7 @@
 """The lab as Docker containers: `build` composes one component per part of the lab.
 
 Parts (iac/components.py, type `seclab:component:<Part>`): data (PostgreSQL, Redis), logging
-(Elasticsearch, Kibana, Filebeat), app (API + db-sync job), worker, model (llama.cpp), identity
+(OpenSearch, its mTLS gateway, the rsyslog shipper, the keeper: the logsearch role's), app (API + db-sync job), worker, model (llama.cpp), identity
 (Keycloak + the lab users' credentials), monitoring (Prometheus, Alertmanager, exporters, Grafana) and
 edge (nginx + ModSecurity, the only published ports). What they share (settings, networks, generated
 secrets, images, log volumes) is iac/context.py; every container is hardened by iac/hardening.py.
@@ -30,7 +30,8 @@ def build() -> dict[str, Service]:
         ctx.pw["llm-canary"].result.apply(lambda v: f"SECLAB-CANARY-{v}"))
 
     Data(ctx)
-    Logging(ctx)
+    if s.lab.logging.engine == "opensearch":  # lab.yml logging.engine: none leaves it out, as natively
+        Logging(ctx)
     App(ctx, pii_key_b64)
     Worker(ctx, pii_key_b64, canary)
     Model(ctx)
@@ -47,7 +48,6 @@ def build() -> dict[str, Service]:
     pulumi.export("services", sorted(ctx.services))
     pulumi.export("grafana_admin_password", ctx.secret("grafana-admin"))
     pulumi.export("keycloak_admin_password", ctx.secret("keycloak-admin"))
-    pulumi.export("elastic_password", ctx.secret("elastic"))
     return ctx.services
 
 

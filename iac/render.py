@@ -2,9 +2,10 @@
 
 Why this module is mostly adapters: the edge, the WAF, Prometheus/Alertmanager, PostgreSQL and Redis
 are configured from the SAME templates the Ansible engine renders (edge/render.py,
-waf_rules/render.py, monitoring/render.py, playbooks/roles/{postgresql,redis}/templates), with the
-role defaults evaluated by labdef.roles, the one evaluator every renderer uses. Only what exists on the Docker engine
-alone lives here as text (operator consoles, Elasticsearch/Filebeat, the first-start SQL).
+waf_rules/render.py, monitoring/render.py, datastores/postgresql/, playbooks/roles/redis/templates), with
+the role defaults evaluated by labdef.roles, the one evaluator every renderer uses. Only what exists on the Docker engine
+alone lives here as text (operator consoles, the first-start SQL). The log search engine, its gateway
+and its shipper render the logsearch role's templates (playbooks/roles/logsearch/templates).
 The functions return text; the program writes it to the host through `HostFile` at deploy time,
 so a preview never touches the host.
 """
@@ -18,8 +19,6 @@ from typing import Any
 
 from labdef import LabDefinition, as_vars, roles
 
-ROLES_DIR = roles.ROLES_DIR
-
 # Paths inside the containers (the program mounts the rendered files there).
 EDGE_CONF_DIR = "/etc/seclab/nginx"
 WAF_CONF_DIR = "/etc/seclab/waf"
@@ -30,7 +29,7 @@ LOG_DIR = "/var/log/seclab"
 EDGE_STATUS = 8088
 """stub_status for the nginx exporter: app network only, never published."""
 EDGE_OPS = 9443
-"""Operator consoles (Grafana, Kibana, Keycloak admin): published on the host's loopback only."""
+"""Operator consoles (Grafana, Keycloak admin): published on the host's loopback only."""
 KEYCLOAK_HTTPS = 8443
 """Keycloak's TLS listener (admin console through the edge's operator port)."""
 
@@ -44,12 +43,9 @@ def role_defaults(role: str, lab: LabDefinition, **overrides: Any) -> dict[str, 
 
 
 def render_role_template(role: str, template: str, lab: LabDefinition, **overrides: Any) -> str:
-    """One role template, rendered as Ansible's `template` module would (trim_blocks, strict)."""
-    env = roles.template_environment(ROLES_DIR / role / "templates")
-    variables = role_defaults(role, lab, **overrides)
-    # The only Ansible-only variable these templates use: the header line.
-    variables.setdefault("ansible_managed", f"Rendered by iac/render.py from playbooks/roles/{role}/templates/{template}")
-    return env.get_template(template).render(**variables)
+    """One template of `role`, from where the role itself renders it (its `<role>_templates_dir` shared
+    folder, else its own templates/), as Ansible's `template` module would (labdef.roles.render_template)."""
+    return roles.render_template(role, template, lab, rendered_by="iac/render.py", **overrides)
 
 
 def _read_tree(root: Path) -> dict[str, str]:
@@ -86,8 +82,8 @@ def edge_files(lab: LabDefinition) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         render(lab, tmp, **edge_overrides(lab))
         files = _read_tree(Path(tmp))
-    # Adapter: the shared template has no hook for extra servers; the operator consoles (Grafana,
-    # Kibana: Docker engine only) are one include line before the http block's closing brace.
+    # Adapter: the shared template has no hook for extra servers; the operator consoles (Grafana:
+    # Docker engine only) are one include line before the http block's closing brace.
     conf = files["nginx.conf"].rstrip()
     if not conf.endswith("}"):
         raise ValueError("edge/nginx.conf.j2 no longer ends with the http block")
@@ -110,7 +106,6 @@ server {{
     add_header X-Content-Type-Options "nosniff" always;
     add_header X-Frame-Options "SAMEORIGIN" always;
     location /grafana/ {{ proxy_pass http://grafana:3000; {headers} }}
-    location /kibana/ {{ proxy_pass https://kibana:5601; {headers} {proxy_tls} proxy_ssl_name kibana; }}
     location / {{ proxy_pass https://idp:{KEYCLOAK_HTTPS}; {headers} {proxy_tls} proxy_ssl_name idp; }}
 }}
 """
@@ -121,7 +116,8 @@ def waf_files(lab: LabDefinition) -> dict[str, str]:
     from waf_rules.render import render
 
     with tempfile.TemporaryDirectory() as tmp:
-        render(lab, tmp, f"{LOG_DIR}/modsec-audit.json", conf_dir=WAF_CONF_DIR)
+        # The waf role's audit log path: the shipper reads it where the logsearch role says it is.
+        render(lab, tmp, role_defaults("waf", lab)["waf_audit_log_path"], conf_dir=WAF_CONF_DIR)
         return _read_tree(Path(tmp))
 
 
@@ -147,10 +143,10 @@ def monitoring_files(lab: LabDefinition) -> dict[str, str]:
                       monitoring_keycloak_ca_file="/run/tls/ca.crt")
 
 
-# --- PostgreSQL and Redis (the Ansible roles' templates) -----------------------------------------
+# --- PostgreSQL (datastores/postgresql) and Redis (the redis role's templates) --------------------
 
 def postgres_files(lab: LabDefinition) -> dict[str, str]:
-    """seclab.conf (the server's config_file) and pg_hba.conf from playbooks/roles/postgresql/templates."""
+    """seclab.conf (the server's config_file) and pg_hba.conf from datastores/postgresql/ (shared with the role)."""
     ov = {
         "postgresql_listen_addresses": "*",  # the data network is internal; pg_hba admits samenet only
         "postgresql_socket_dir": "/var/run/postgresql",
@@ -261,44 +257,64 @@ def lab_json(lab: LabDefinition) -> str:
     return json.dumps(as_vars(docker_lab), indent=2) + "\n"
 
 
-# --- Elasticsearch / Filebeat (Docker engine only) ------------------------------------------------
+# --- log search (playbooks/roles/logsearch/templates: the same files as natively) ---------------------
 
-def filebeat_yml() -> str:
-    doc = {
-        "filebeat.inputs": [
-            {"type": "filestream", "id": "seclab-app", "paths": ["/logs/app/*.json"],
-             "parsers": [{"ndjson": {"target": "", "overwrite_keys": True, "add_error_key": True}}]},
-            {"type": "filestream", "id": "seclab-edge", "paths": ["/logs/edge/*.json"],
-             "parsers": [{"ndjson": {"target": "", "overwrite_keys": True, "add_error_key": True}}]},
-        ],
-        "output.elasticsearch": {
-            "hosts": ["https://elasticsearch:9200"],
-            "username": "filebeat_writer",
-            "password": "${FILEBEAT_ES_PASSWORD}",
-            "ssl.certificate_authorities": ["/run/tls/ca.crt"],
-            "ssl.verification_mode": "full",
-            "index": "seclab-logs-%{+yyyy.MM.dd}",
-        },
-        "setup.template.name": "seclab-logs",
-        "setup.template.pattern": "seclab-logs-*",
-        "setup.ilm.enabled": False,
-        "http.enabled": True, "http.host": "127.0.0.1", "http.port": 5066,
-        "logging.to_stderr": True,
+LOGSEARCH_HOST = "logsearch"
+"""The engine container's name on the data network, where its gateway sidecar listens (a DNS SAN of
+the lab's `logsearch` leaf, pki/plan.py)."""
+SHIPPER_LOG_DIR = "/var/log/seclab-shipper"
+"""The shipper's own log files: the edge's log volume is mounted read-only at paths.logs above it."""
+DOCKER_LOG_DATASETS = ("nginx.access", "nginx.error", "modsecurity.audit")
+"""The role's sources that are files in containers (the edge's); the app, worker and the rest log to
+stdout there (Docker's json-file driver), which a container cannot read without the host's root."""
+
+
+def logsearch_overrides() -> dict[str, Any]:
+    """The two addresses that differ in containers: the gateway listens on the engine container's
+    data-network address (not loopback), and the shipper sends there."""
+    return {"logsearch_gateway_listen": "0.0.0.0", "logsearch_gateway_host": LOGSEARCH_HOST}
+
+
+def logsearch_vars(lab: LabDefinition) -> dict[str, Any]:
+    return role_defaults("logsearch", lab, **logsearch_overrides())
+
+
+def logsearch_engine_files(lab: LabDefinition) -> dict[str, str]:
+    """opensearch.yml and jvm.options exactly as the role renders them (same paths, heap, ports)."""
+    return {name: render_role_template("logsearch", f"{name}.j2", lab) for name in ("opensearch.yml", "jvm.options")}
+
+
+def logsearch_descriptor(lab: LabDefinition) -> str:
+    """The ingest-common module's plugin descriptor (the role's template)."""
+    return render_role_template("logsearch", "plugin-descriptor.properties.j2", lab)
+
+
+def logsearch_gateway_conf(lab: LabDefinition) -> str:
+    return render_role_template("logsearch", "gateway.conf.j2", lab, **logsearch_overrides())
+
+
+def logsearch_shipper_conf(lab: LabDefinition) -> str:
+    """rsyslog.conf with the role's sources that exist as files in containers, unchanged."""
+    native = role_defaults("logsearch", lab)
+    sources = [s for s in native["logsearch_sources"] if s["dataset"] in DOCKER_LOG_DATASETS]
+    return render_role_template("logsearch", "rsyslog.conf.j2", lab, logsearch_sources=sources,
+                                logsearch_log_dir=SHIPPER_LOG_DIR,
+                                logsearch_error_file=f"{SHIPPER_LOG_DIR}/shipper-rejected.json",
+                                **logsearch_overrides())
+
+
+def logsearch_build_args(lab: LabDefinition) -> dict[str, str]:
+    """iac/images/logsearch.Dockerfile's arguments: the role's pinned archive, jars and paths."""
+    v = logsearch_vars(lab)
+    if v["logsearch_ingest_jars_version"] != v["logsearch_version"]:
+        raise ValueError("logsearch_ingest_jars are pinned for another engine version: re-pin them in the role")
+    dirs = [(v["logsearch_data_dir"], 10300), (v["logsearch_tmp_dir"], 10300), (v["logsearch_log_dir"], 10300),
+            (v["logsearch_shipper_work_dir"], 10302), (SHIPPER_LOG_DIR, 10302)]
+    return {
+        "OPENSEARCH_VERSION": str(v["logsearch_version"]),
+        "OPENSEARCH_SHA256": str(v["logsearch_sha256"]),
+        "INGEST_JARS": "\n".join(f"{j['artifact']} {j['file']} {j['sha256']}" for j in v["logsearch_ingest_jars"]),
+        "LOGSEARCH_HOME": str(v["logsearch_home"]),
+        "LOGSEARCH_CONF_DIR": str(v["logsearch_conf_dir"]),
+        "LOGSEARCH_DIRS": "\n".join(f"{d} {uid}" for d, uid in dirs),
     }
-    return json.dumps(doc, indent=2) + "\n"
-
-
-ES_ROLES = """# File-realm roles (least privilege, ASVS 4.1.3).
-seclab_logs_writer:
-  cluster: [monitor, manage_index_templates]
-  indices:
-    - names: ["seclab-logs-*"]
-      privileges: [create_doc, create_index, auto_configure, view_index_metadata]
-"""
-
-
-def es_users(kibana_bcrypt: str, filebeat_bcrypt: str) -> str:
-    return f"kibana_lab:{kibana_bcrypt}\nfilebeat_writer:{filebeat_bcrypt}\n"
-
-
-ES_USERS_ROLES = "kibana_system:kibana_lab\nseclab_logs_writer:filebeat_writer\n"

@@ -5,6 +5,9 @@ its Ansible role (`playbooks/roles/<role>/defaults/main.yml`). The Pulumi engine
 benchmarks render the same `.j2` files without Ansible, so they need those defaults evaluated the way
 Ansible does, and in exactly one way: edge/render.py, waf_rules/render.py, monitoring/render.py and
 iac/render.py all come here instead of each re-deriving (or retyping) the role's variables.
+A template both engines render lives in a folder at the repository root (edge/, waf_rules/, monitoring/,
+datastores/<service>/), never inside a role the other engine reaches into; a role names that folder in
+`<role>_templates_dir` (the edge and postgresql roles do), so Ansible and `templates_dir` find the same files.
 
 Needs Jinja2 and PyYAML (the controller's tooling); `import labdef` alone does not load this module.
 """
@@ -19,7 +22,8 @@ import yaml
 from jinja2.nativetypes import NativeEnvironment
 from pydantic import BaseModel
 
-ROLES_DIR = Path(__file__).resolve().parent.parent / "playbooks" / "roles"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ROLES_DIR = REPO_ROOT / "playbooks" / "roles"
 
 
 class _Unrenderable:
@@ -87,3 +91,19 @@ def template_environment(template_dir: str | Path) -> jinja2.Environment:
         trim_blocks=True,
         autoescape=False,  # configuration files, not HTML
     )
+
+
+def templates_dir(role: str, variables: dict[str, Any]) -> Path:
+    """Where `role`'s templates live: its `<role>_templates_dir` (a shared folder at the repository root,
+    e.g. datastores/postgresql/) when it has one, else the role's own templates/ (one engine only)."""
+    return Path(variables.get(f"{role}_templates_dir") or ROLES_DIR / role / "templates").resolve()
+
+
+def render_template(role: str, template: str, lab: Any, *, rendered_by: str, **overrides: Any) -> str:
+    """One template of `role` rendered as Ansible's `template` module would, with the role's defaults
+    evaluated against `lab`, then the overrides. The header line (`ansible_managed`, Ansible's own
+    variable) names the renderer and the template."""
+    variables = role_defaults(role, lab, **overrides)
+    folder = templates_dir(role, variables)
+    variables.setdefault("ansible_managed", f"Rendered by {rendered_by} from {(folder / template).relative_to(REPO_ROOT)}")
+    return template_environment(folder).get_template(template).render(**variables)

@@ -34,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--textfile", type=Path)
     ap.add_argument("--interval", type=float, default=30.0)
     ap.add_argument("--once", action="store_true")
+    ap.add_argument("--gateway-url", help="the gateway's URL (default: loopback ports.logsearch; containers name it)")
     args = ap.parse_args(argv)
     lab = read_lab(args.lab)
     settings = GatewaySettings.from_lab(lab).model_copy(update={"index_prefix": args.prefix})
+    if args.gateway_url:
+        settings = settings.model_copy(update={"url": args.gateway_url})
 
     if args.command == "apply":
 

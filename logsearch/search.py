@@ -93,9 +93,8 @@ def request_id_of(event: dict[str, Any]) -> str | None:
     return str(rid) if rid else None
 
 
-def summary(event: dict[str, Any]) -> str:
-    """One line for a person: time, dataset, then the message or the HTTP facts."""
-    ts = str(event.get("@timestamp", "?"))
+def message_of(event: dict[str, Any]) -> str:
+    """The event's message, or its HTTP facts (method, path, status) when it has none; at most 300 chars."""
     msg = event.get("message")
     if not msg:
         http = event.get("http") or {}
@@ -105,4 +104,10 @@ def summary(event: dict[str, Any]) -> str:
         msg = " ".join(
             str(x) for x in (req.get("method"), url.get("path") or url.get("original"), resp.get("status_code")) if x
         )
-    return f"{ts}  {dataset_of(event):<18} {str(msg)[:300]}"
+    return str(msg)[:300]
+
+
+def summary(event: dict[str, Any]) -> str:
+    """One line for a person: time, dataset, then the message or the HTTP facts."""
+    ts = str(event.get("@timestamp", "?"))
+    return f"{ts}  {dataset_of(event):<18} {message_of(event)}"

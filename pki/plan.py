@@ -58,6 +58,9 @@ CLIENTS: dict[str, tuple[str, str | None, str]] = {
     # the lab's tools (`lab logs`, retention, shipping metrics) read and manage indices.
     "log-shipper": ("log-shipper", None, "rsyslog -> log search gateway (bulk writes)"),
     "log-reader": ("log-reader", None, "`lab logs`, retention and shipping metrics -> log search gateway"),
+    # The app's lab-admin events view: the gateway lets this CN only search the lab's log indices
+    # (read-only; ASVS 4.0.3 V4.1.3 least privilege), the app's user reads its key.
+    "log-search": ("log-search", "seclab", "app (lab-admin events by request id) -> log search gateway, search only"),
 }
 
 

@@ -205,6 +205,7 @@ def build_reload_plan(lab: LabDefinition, pki: PkiPlan) -> ReloadPlan:
                     loads="at-start",
                     note="redis.asyncio caches a context per connection object",
                 ),
+                Use(cert="log-search", loads="per-connection", note="httpx client per lab-admin events request"),
             ),
             probe=Probe(port=lab.ports.app, cert="app", server_name="127.0.0.1", client="edge-client"),
         ),

@@ -250,6 +250,8 @@ def bench(
     warmup: Annotated[float, typer.Option(min=0, help="--layers: seconds sent before each measured window")] = 3.0,
     capacity: Annotated[bool, typer.Option("--capacity", help="quotas raised for the run: users stepped up until "
                                            "p95 passes the target or errors appear; names what saturated")] = False,
+    profile: Annotated[bool, typer.Option("--profile", help="--capacity: py-spy samples the app and the worker in "
+                                          "each step; raw profiles next to --json, top five in `lab report --bench`")] = False,
 ) -> None:
     """Locust load steps (headless): log in, list, post, read back; reports the maximum users held.
 
@@ -260,6 +262,8 @@ def bench(
     lab = load_lab()
     if layers and capacity:
         raise LabError("--layers and --capacity are separate runs: give one")
+    if profile and not (capacity and json_file):
+        raise LabError("--profile goes with --capacity --json FILE (the profiles are saved next to FILE)")
     if layers:
         _bench_layers(lab, concurrency=concurrency, warmup_s=warmup, duration_s=duration or 20, json_file=json_file)
         return
@@ -272,7 +276,8 @@ def bench(
     except ValueError:
         raise LabError(f"--think must be MIN,MAX seconds, not {think!r}") from None
     if capacity:
-        _bench_capacity(lab, users=users, duration_s=duration or 30, think_s=think_s, json_file=json_file)  # type: ignore[arg-type]
+        _bench_capacity(lab, users=users, duration_s=duration or 30, think_s=think_s, json_file=json_file,  # type: ignore[arg-type]
+                        profile=profile)
         return
     duration = duration or 60
     steps = runner.parse_users(users) if users else list(lab.performance.user_steps)
@@ -323,7 +328,7 @@ def _bench_layers(lab: labdef.LabDefinition, *, concurrency: int, warmup_s: floa
 
 
 def _bench_capacity(lab: labdef.LabDefinition, *, users: str | None, duration_s: int, think_s: tuple[float, float],
-                    json_file: Path | None) -> None:
+                    json_file: Path | None, profile: bool = False) -> None:
     from benchmarks import runner
     from seclab.commands import bench_capacity
 
@@ -339,9 +344,19 @@ def _bench_capacity(lab: labdef.LabDefinition, *, users: str | None, duration_s:
     console.print(f"capacity steps {steps} (quotas raised for the run only), {duration_s} s measured each", highlight=False)
     if json_file:
         json_file.parent.mkdir(parents=True, exist_ok=True)
-    data = bench_capacity.run(lab, steps, duration_s, think_s=think_s, on_step=show)
+    data = bench_capacity.run(lab, steps, duration_s, think_s=think_s, on_step=show,
+                              profile_to=json_file.with_suffix("") if profile and json_file else None)
     if json_file:
         json_file.write_text(json.dumps(data, indent=2) + "\n")
+    for group, prof in (data.get("profiles") or {}).items():
+        if group == "users":
+            continue
+        if "error" in prof:
+            out.print(f"profile of the {group}: NONE: {prof['error']}", highlight=False, markup=False, soft_wrap=True)
+            continue
+        top = ", ".join(f"{t['function']} {100 * t['share']:.1f} %" for t in prof["top"])
+        out.print(f"profile of the {group} ({prof['samples']} samples, {prof['file']}): self-time top {len(prof['top'])}: {top}",
+                  highlight=False, markup=False, soft_wrap=True)
     c, s = data["capacity"], data["saturated"]
     out.print(f"capacity: {c['users']} users, {c['rps']} req/s at p95 {c['p95_ms']} ms (target {data['p95_target_ms']} ms); "
               f"first saturated: {s['resource']}: {s['detail']}; {data['quotas']}", highlight=False, markup=False,

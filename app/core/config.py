@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     openai_api_key_file: str | None = None
     llama_api_key_file: str | None = None
     pii_key_file: str | None = None
+    # The log search gateway (mTLS) for the lab-admin events view; empty: no engine, the view answers 503.
+    logsearch_url: str = ""
+    logsearch_ca_file: str | None = None
+    logsearch_cert_file: str | None = None
+    logsearch_key_file: str | None = None
+    logsearch_index_prefix: str = "seclab-logs"
 
     @field_validator("redis_sentinels")
     @classmethod

@@ -1,4 +1,4 @@
-"""Chat CRUD. Every function takes the tenant transaction (`db`) from app/db/tenancy.py.
+"""Chat CRUD. Every function takes the tenant transaction (`db`) from app/db/pools.py (`orm_transaction`).
 
 Rows are also filtered by owner: the schema separates tenants, the owner filter separates users
 inside a tenant (OWASP API1:2023 broken object level authorization).

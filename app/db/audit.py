@@ -9,6 +9,17 @@ Canonical text (must match the trigger in app/db/migrations/0001_chat.sql):
     f(id)|f(ts)|f(actor)|f(action)|f(target)|f(detail)|f(prev_hash), f(v) = f"{len(v)}:{v}",
     ts as UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ"; SHA-256 hex over the UTF-8 bytes; genesis prev_hash 64 zeros.
 Length prefixes make the form unambiguous whatever characters a field holds.
+
+Why the trigger SQL is written twice, in app/db/migrations/0001_chat.sql (every tenant schema) and
+migrations/lab/0001_lab.sql (the lab schema), and not once (issue 12, "one of each"): both files are
+frozen, since app/db/tenancy.py refuses an applied migration whose checksum changed, so no later change can
+take the text out of them. A new migration moving both schemas onto ONE shared function (say
+`lab.audit_chain()`) would therefore add a third copy rather than remove one, and it would weaken the
+control: every tenant's append-only guard would then hang on one function in another schema, so a single
+`CREATE OR REPLACE FUNCTION` (or a `DROP SCHEMA lab CASCADE`, which silently drops the triggers of every
+tenant) would change or remove the audit of all tenants at once, and a tenant schema would no longer be
+complete on its own. So the two copies stay, and tests/app/db/test_audit_trigger_sql.py fails the moment
+they differ; this module is the one Python implementation that verifies both chains.
 """
 
 from __future__ import annotations

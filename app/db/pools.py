@@ -17,7 +17,9 @@ close a connection idle for `idle_s` (min_size 0: an idle tenant holds no connec
 most `max_pools` pools exist (the least recently used idle one is closed first). The role itself has a
 CONNECTION LIMIT, so one tenant cannot exhaust `max_connections` (OWASP API4:2023).
 
-The app and the worker both go through `TenantPools.transaction`: it is the one tenant switch.
+The app and the worker both take their connection from `TenantPools.connection` (the worker through
+`transaction`, the API through `orm_transaction`, a Tortoise view of the same connection): it is the one
+tenant switch.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from tortoise.context import _current_context  # per-task, unlike TortoiseContex
 from app.core.config import Settings
 from app.db.connect import app_credentials
 from app.db.tenancy import TENANTS_GROUP, tenant_ident, tenant_password
+from labdef import NAME_RE
 
 log = logging.getLogger("seclab.db.pools")
 
@@ -46,9 +49,11 @@ log = logging.getLogger("seclab.db.pools")
 TENANT_ROLES_SQL = (
     "SELECT substr(r.rolname, 8) AS name FROM pg_auth_members m"
     " JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid"
-    " WHERE g.rolname = $1 AND r.rolcanlogin AND r.rolname ~ '^tenant_[a-z][a-z0-9_]{1,30}$'"
+    " WHERE g.rolname = $1 AND r.rolcanlogin AND r.rolname ~ $2"
     " ORDER BY 1"
 )
+# `tenant_` + the lab.yml tenant-name rule (labdef.NAME_RE), passed as a parameter: the pattern is written once.
+TENANT_ROLE_RE = "^tenant_" + NAME_RE.removeprefix("^")
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
@@ -221,7 +226,7 @@ class TenantPools:
         except CONNECT_ERRORS as exc:
             raise DatabaseUnavailable(type(exc).__name__) from None
         try:
-            rows = await conn.fetch(TENANT_ROLES_SQL, TENANTS_GROUP)
+            rows = await conn.fetch(TENANT_ROLES_SQL, TENANTS_GROUP, TENANT_ROLE_RE)
         finally:
             await conn.close()
         return [r["name"] for r in rows]

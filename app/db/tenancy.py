@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from pydantic import BaseModel, ConfigDict
 
 from app.core.config import Settings
 from app.db.audit import AuditRow, ChainBreak, canonical_detail, verify_chain
+from labdef import NAME_PATTERN
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 LAB_SCHEMA = "lab"
 APP_ROLE_DEFAULT = "seclab_app"
@@ -43,7 +42,7 @@ class TenantNameError(ValueError):
 
 def tenant_ident(name: str) -> str:
     """`tenant_<name>` after validation; names come from lab.yml, the API or a token claim."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise TenantNameError(f"invalid tenant name {name!r}")
     return f"tenant_{name}"
 
@@ -61,7 +60,7 @@ def login_fingerprint(key: bytes, tenant: str) -> str:
 
 
 def quote_ident(ident: str) -> str:
-    """Quote a validated identifier (defence in depth: the name was already checked by NAME_RE)."""
+    """Quote a validated identifier (defence in depth: the name was already checked by labdef.NAME_PATTERN)."""
     return '"' + ident.replace('"', '""') + '"'
 
 

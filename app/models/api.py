@@ -176,6 +176,18 @@ class EdgeRefusalList(BaseModel):
     items: list[EdgeRefusalOut]
 
 
+class RequestEventOut(BaseModel):
+    ts: str = Field(description="@timestamp of the event (UTC)")
+    dataset: str = Field(description="which log it came from (event.dataset: nginx.access, seclab.access, ...)")
+    level: str | None = None
+    message: str = Field(description="the message, or method, path and status of an access-log event")
+
+
+class RequestEventList(BaseModel):
+    request_id: str
+    items: list[RequestEventOut] = Field(description="every service's events of the request, oldest first")
+
+
 class TenantCreate(_Request):
     name: str = Field(pattern=NAME_RE)
 

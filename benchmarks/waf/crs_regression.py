@@ -6,7 +6,7 @@ request line, headers and data) plus an X-Request-ID header (the same bytes to e
 a 403 waf-blocked as blocked, per rule file; "expected rule logged" counts stages whose expected rule id
 is among the rule ids logged for the request. The lab must block at least as many stages as stock CRS
 at the same paranoia level: its tuning may remove checks only on the chat message field, which no
-regression stage uses (tests/waf/test_tuning.py asserts it on local instances).
+regression stage uses (tests/waf_rules/test_tuning.py asserts it on local instances).
 
 The lab's edge proxies only /api/, /realms/, /healthz and /readyz; every other path is its own 404
 before ModSecurity's request-body phase (phase 2, where most CRS rules run). So against --base-url the

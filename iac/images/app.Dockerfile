@@ -10,6 +10,8 @@ COPY pyproject.toml README.md ./
 COPY labdef ./labdef
 COPY app ./app
 COPY pki ./pki
+# The log search tools (index template, pipelines, keeper) the logsearch-keeper container runs.
+COPY logsearch ./logsearch
 # celery is the worker's runtime (app.worker.celery_app); pinned like every dependency.
 RUN pip install --no-compile . "celery[redis]==5.4.0"
 USER 10001:10001

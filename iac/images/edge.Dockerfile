@@ -6,7 +6,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/* \
  && groupadd --system --gid 10101 edge \
  && useradd --system --uid 10101 --gid 10101 --home-dir /nonexistent --shell /usr/sbin/nologin edge \
- && install -d -o 10101 -g 10101 -m 0750 /var/log/seclab
+ && install -d -o 10101 -g 10101 -m 0750 /var/log/seclab /var/log/seclab/waf
 # Non-root master process: listens on unprivileged ports 8080/8443/9443/8081 (no NET_BIND_SERVICE).
 USER 10101:10101
 EXPOSE 8080 8443 9443

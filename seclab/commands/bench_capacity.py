@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from labdef.errors import LabError
@@ -25,9 +26,10 @@ SPAWN_RATE = 2.0
 
 
 def _step(lab: Any, users: int, duration_s: int, *, host: str, ca: str | bool, creds: list[dict[str, str]],
-          spawn_rate: float, think_s: tuple[float, float]) -> dict[str, Any]:
-    """One Locust step in a thread; /proc and /proc/stat read at the ends of its measured window."""
-    from benchmarks import capacity, layers, runner
+          spawn_rate: float, think_s: tuple[float, float], profile_to: Path | None = None) -> dict[str, Any]:
+    """One Locust step in a thread; /proc and /proc/stat read at the ends of its measured window, and with
+    `profile_to` (a path prefix) py-spy samples the app and the worker over the same window."""
+    from benchmarks import capacity, layers, profiles, runner
 
     box: dict[str, Any] = {}
 
@@ -43,8 +45,15 @@ def _step(lab: Any, users: int, duration_s: int, *, host: str, ca: str | bool, c
     t.start()
     time.sleep(math.ceil(users / spawn_rate) + runner.START_SLACK_S + 1)
     p0, h0, w0 = layers.read_procs(), capacity.read_host_cpu(), time.monotonic()
-    time.sleep(max(0.0, t0 + math.ceil(users / spawn_rate) + runner.START_SLACK_S + duration_s - 1 - time.monotonic()))
+    window_end = t0 + math.ceil(users / spawn_rate) + runner.START_SLACK_S + duration_s - 1
+    recordings = []
+    if profile_to is not None:
+        recordings = [profiles.start(g, pid, profile_to.with_name(f"{profile_to.name}.{users}users.{g}.pyspy.txt"),
+                                     window_end - w0)
+                      for g, pid in profiles.main_pids(p0).items()]
+    time.sleep(max(0.0, window_end - time.monotonic()))
     p1, h1, w1 = layers.read_procs(), capacity.read_host_cpu(), time.monotonic()
+    found = {r.group: r.finish() for r in recordings}
     t.join()
     if "error" in box:
         raise box["error"]
@@ -54,6 +63,8 @@ def _step(lab: Any, users: int, duration_s: int, *, host: str, ca: str | bool, c
     step["group_cores"] = capacity.group_cores(procs)
     step["host_busy"] = round((h1[0] - h0[0]) / (h1[1] - h0[1]), 3) if h1[1] > h0[1] else None
     step["cpu_window_s"] = round(w1 - w0, 1)
+    if profile_to is not None:
+        step["profiles"] = {g: found.get(g, {"error": f"no {g} process found to profile"}) for g in profiles.PROFILED}
     return step
 
 
@@ -79,7 +90,9 @@ def _warm_up(lab: Any, turns: int = 3) -> None:
 
 
 def run(lab: Any, steps: list[int], duration_s: int, *, think_s: tuple[float, float], spawn_rate: float = SPAWN_RATE,
-        on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        on_step: Callable[[dict[str, Any]], None] | None = None, profile_to: Path | None = None) -> dict[str, Any]:
+    """The stepped run; with `profile_to`, every step's window is profiled (files `<prefix>.<N>users.<group>.pyspy.txt`)
+    and the JSON's `profiles` is the last step's: the one at capacity (the steps stop at the first miss)."""
     from benchmarks import analysis, capacity, layers, runner
     from benchmarks.waf.live import provisioning_lock
     from seclab.commands.attack import _terminate_as_exit
@@ -96,7 +109,8 @@ def run(lab: Any, steps: list[int], duration_s: int, *, think_s: tuple[float, fl
         host, ca = runner.target_url(lab)
         _warm_up(lab)
         for users in steps:
-            step = _step(lab, users, duration_s, host=host, ca=ca, creds=creds, spawn_rate=spawn_rate, think_s=think_s)
+            step = _step(lab, users, duration_s, host=host, ca=ca, creds=creds, spawn_rate=spawn_rate, think_s=think_s,
+                         profile_to=profile_to)
             step["verdict"] = analysis.step_verdict(step, perf.p95_ms, perf.max_error_rate)
             step["meets_target"] = step["verdict"]["met"]
             step["saturated"] = capacity.saturated(step, ncpu)
@@ -124,6 +138,8 @@ def run(lab: Any, steps: list[int], duration_s: int, *, think_s: tuple[float, fl
         "saturated": miss["saturated"] if miss else {"resource": "not reached",
                                                      "detail": f"every step up to {steps[-1]} users met the target"},
         "ncpu": ncpu,
+        "profiles": ({"users": done[-1]["users"], **done[-1].get("profiles", {})}
+                     if profile_to is not None and done else None),
         "loadavg_before": load_before,
         "loadavg_after": layers.loadavg(),
         **analysis.summarise(done, p95_target_ms=perf.p95_ms, max_error_rate=perf.max_error_rate,

@@ -30,13 +30,12 @@ from labdef.errors import LabError
 
 app = typer.Typer(help="Add or remove a tenant (lab.yml, PostgreSQL, Redis, identity provider).", no_args_is_help=True)
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 NoUp = Annotated[bool, typer.Option("--no-up", help="change lab.yml and the data stores only; run ./lab up yourself")]
 
 
 def _check_name(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise LabError(f"tenant name {name!r} must match {NAME_RE.pattern}")
+    if not labdef.NAME_PATTERN.match(name):
+        raise LabError(f"tenant name {name!r} must match {labdef.NAME_RE}")
     return name
 
 

@@ -104,8 +104,8 @@ def _stack(lab: LabDefinition, lab_file: Path | None) -> Any:
 def ensure_pki(lab: LabDefinition, directory: Path | None = None) -> dict[str, Any]:
     """Issue what is missing or due under paths.pki: the shared plan plus the Docker-only leaves.
 
-    `iac.pki_plan.docker_plan` = `pki.plan.build_plan(lab)` + elasticsearch and kibana server
-    certificates (services only this engine runs). Runs on the Docker host before the stack, so
+    `iac.pki_plan.docker_plan` = `pki.plan.build_plan(lab)` + server certificates of services only
+    this engine runs (none today). Runs on the Docker host before the stack, so
     the program's HostFiles copy current certificates.
     """
     import sys

@@ -204,10 +204,15 @@ def layers_section(opts: Options) -> dict[str, Any]:
     p, d = files[-1]
     try:
         data = inp.layers_summary(p.name, d)
+        # Two or more layer files: the first is "before", the last "after" (an optimisation's two runs).
+        first = inp.layers_summary(files[0][0].name, files[0][1]) if len(files) > 1 else None
     except (ValueError, KeyError, TypeError) as exc:
         return inp.not_run("layers", str(exc))
     data["evidence"] = _evidence(opts, p)
     data["plot_svg"] = layers_svg(data)
+    if first is not None:
+        data["compare"] = {"before": _evidence(opts, files[0][0]), "before_run": first["run"],
+                           "rows": inp.layers_compare(first, data)}
     return data
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from logsearch.search import REQUEST_ID_RE
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA_DIR = REPO / "tests" / "infra"
 CONTROL_RE = re.compile(r"^test_(nginx|postgres|redis|keys|net|proc|tls|os|sysctl|package|host)_(\d{2}[a-z]?)(?:_|\[|$)")
@@ -126,6 +128,19 @@ def compliance_summary(tests: list[dict[str, Any]], controls: dict[str, Any], wa
 
 # --- attacks -----------------------------------------------------------------------------------------
 
+def event_links(result: dict[str, Any]) -> dict[str, str | None]:
+    """A stopped attack's request id and the command that prints its events from every service.
+
+    Files written before results carried `request_id` still have it in evidence.response. Only an id of
+    the edge's shape is used: the command is meant to be pasted into a shell.
+    """
+    response = (result.get("evidence") or {}).get("response") or {}
+    rid = result.get("request_id") or response.get("request_id") or response.get("body_request_id")
+    if result.get("outcome") != "stopped" or not isinstance(rid, str) or not REQUEST_ID_RE.match(rid):
+        return {"request_id": None, "logs_command": None}
+    return {"request_id": rid, "logs_command": f"./lab logs --request-id {rid}"}
+
+
 def attacks_summary(data: Any) -> dict[str, Any]:
     """`lab attack --json` ({"results": [...]}, attacks/model.py) -> matrix rows by layer."""
     results = data.get("results", []) if isinstance(data, dict) else data
@@ -143,6 +158,7 @@ def attacks_summary(data: Any) -> dict[str, Any]:
             "outcome": outcome, "layer": layer, "expected_layer": expected.get("layer"),
             "expected_outcome": expected.get("outcome"), "as_expected": as_expected,
             "evidence": r.get("evidence") or {},
+            **event_links(r),
         })
     counts = {k: sum(1 for r in rows if r["outcome"] == k) for k in ("stopped", "succeeded", "error")}
     by_layer = {layer: sum(1 for r in rows if r["layer"] == layer) for layer in LAYERS}
@@ -283,6 +299,8 @@ def bench_summary(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             "think_s": head.get("think_s"), "spawn_rate": head.get("spawn_rate"), "accounts": head.get("accounts", []),
             # `lab bench --capacity`: quotas raised for the run (said in words), the capacity and what saturated.
             "quotas": head.get("quotas"), "capacity": head.get("capacity"), "saturated": head.get("saturated"),
+            # `--capacity --profile`: py-spy's top five by self-time of the app and the worker at the last step.
+            "profiles": head.get("profiles"),
             **concl}
 
 
@@ -310,6 +328,23 @@ def layers_summary(name: str, data: dict[str, Any]) -> dict[str, Any]:
             total = sum(v for v in cpu.values() if v is not None)
             rows.append({**r, "cpu_ms": cpu, "cpu_ms_total": round(total, 3)})
         out[op] = rows
+    return out
+
+
+def layers_compare(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """Two `layers_summary` results (the first and the last --bench layer file) row by row, matched by op and
+    path: requests/s, ratio to the bare app, nginx and total CPU ms per request, each before and after. Why:
+    an optimisation is shown as two runs of the same tool on the same host, not as numbers quoted by hand."""
+    out: list[dict[str, Any]] = []
+    for op in ("read", "write"):
+        old = {r["path"]: r for r in before[op]}
+        for r in after[op]:
+            b = old.get(r["path"])
+            if b is None:
+                continue
+            out.append({"op": op, "path": r["path"], "rps": (b["rps"], r["rps"]), "ratio": (b["ratio"], r["ratio"]),
+                        "nginx_ms": (b["cpu_ms"].get("nginx"), r["cpu_ms"].get("nginx")),
+                        "total_ms": (b["cpu_ms_total"], r["cpu_ms_total"])})
     return out
 
 

@@ -144,3 +144,30 @@ def test_quota_refusal_is_not_a_stop_unless_limits_are_tested() -> None:
     limits_case = CASE.model_copy(update={"tests_limits": True})
     r = classify(limits_case, Observation(response=resp(429, "rate-limited")), None, through_edge=False)
     assert (r.outcome, r.layer) == ("stopped", "app")
+
+
+def test_result_carries_the_edge_request_id_for_lab_logs(logs: tuple[Evidence, Path, Path]) -> None:
+    """A stopped attack names its request id (the report prints `./lab logs --request-id` for it)."""
+    ev, err, acc = logs
+    add_access(acc, "403", "")
+    add_rule(err, "942100", True)
+    r = classify(CASE, Observation(response=resp(403, "waf-blocked")), ev, through_edge=True)
+    assert (r.outcome, r.request_id) == ("stopped", RID)
+    # Only the body's id (a header stripped on the way): still found.
+    r = classify(CASE, Observation(response=resp(422, "validation", request_id=None, body_request_id="edge-1234abcd")),
+                 None, through_edge=False)
+    assert r.request_id == "edge-1234abcd"
+    # An id the edge would never issue (shell characters) is not kept; no response, no id.
+    r = classify(CASE, Observation(response=resp(422, "validation", request_id="x; rm -rf /", body_request_id=None)),
+                 None, through_edge=False)
+    assert r.request_id is None
+    assert classify(CASE, Observation(error="boom"), None, through_edge=False).request_id is None
+
+
+def test_result_refuses_a_request_id_of_another_shape() -> None:
+    from pydantic import ValidationError
+
+    from attacks.model import Result
+
+    with pytest.raises(ValidationError):
+        Result(id=CASE.id, refs=CASE.refs, outcome="stopped", layer="edge", request_id="$(id)")

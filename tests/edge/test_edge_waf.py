@@ -1,6 +1,6 @@
 """The edge with `modsecurity on`, rendered with the WAF helper's renderer (waf_rules/render.py).
 
-The WAF itself is tested in tests/waf; here only the wiring: a SQL injection in a query string is a
+The WAF itself is tested in tests/waf_rules; here only the wiring: a SQL injection in a query string is a
 403 urn:seclab:problem:waf-blocked, a clean request still reaches the app over mTLS.
 """
 

@@ -75,7 +75,7 @@ def test_rendered_configs_come_from_the_shared_templates() -> None:
     assert "proxy_ssl_certificate /etc/seclab/pki/certs/edge-client.chain.crt;" in edge["snippets/seclab-proxy-app.conf"]
     assert "main.conf" in render.waf_files(lab)
     hba = render.postgres_files(lab)["pg_hba.conf"]
-    assert "Rendered by iac/render.py from playbooks/roles/postgresql/templates/pg_hba.conf.j2" in hba
+    assert "Rendered by iac/render.py from datastores/postgresql/pg_hba.conf.j2" in hba
     rows = [ln.split() for ln in hba.splitlines() if ln.startswith("host")]
     assert rows and all(r[0] == "hostssl" and r[3] == "samenet" and r[-1].startswith("clientcert=") for r in rows)
     conf_pg = render.postgres_files(lab)["seclab.conf"]
@@ -106,10 +106,11 @@ def test_lab_json_is_what_the_app_reads() -> None:
 
 
 def test_engine_issues_the_docker_plan(tmp_path: Path) -> None:
-    """`up` issues pki.plan + the Docker-only elasticsearch/kibana leaves before the stack runs."""
+    """`up` issues the shared plan (the log search leaves included) before the stack runs."""
     out = pulumi_engine.ensure_pki(load(), tmp_path / "pki")
-    assert {"elasticsearch", "kibana", "edge", "keycloak", "seclab_monitor"} <= set(out["issued"])
-    assert (tmp_path / "pki" / "certs" / "kibana.chain.crt").is_file()
+    assert {"logsearch", "log-shipper", "log-reader", "edge", "keycloak", "seclab_monitor"} <= set(out["issued"])
+    assert not {"elasticsearch", "kibana"} & set(out["issued"])
+    assert (tmp_path / "pki" / "certs" / "log-reader.chain.crt").is_file()
     assert pulumi_engine.ensure_pki(load(), tmp_path / "pki")["issued"] == []  # idempotent
 
 

@@ -1,7 +1,7 @@
 """DevSec nginx-baseline controls as pure functions over a parsed configuration (`nginx -T`).
 
 Why pure functions: the same check runs on the live host (tests/infra/test_nginx.py) and on a
-configuration rendered from edge/*.j2 without a host (tests/report/test_infra_checks.py), which is how
+configuration rendered from edge/*.j2 without a host (tests/seclab/report/test_infra_checks.py), which is how
 we know each check can pass *and* fail before the edge role is on the host. Each returns the list of
 problems, empty when the control holds. The DevSec expectation is quoted in each docstring; where the
 lab deviates, the function checks what the lab does instead and waivers.yml says why.

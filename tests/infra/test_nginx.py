@@ -1,7 +1,7 @@
 """DevSec nginx-baseline (nginx-01 .. nginx-17) on the lab edge, read from `nginx -T` on the host.
 
 The configuration checks live in nginx_checks.py (pure functions, also run against the rendered
-templates in tests/report); this module adds what only the host can tell: file modes, processes.
+templates in tests/seclab/report); this module adds what only the host can tell: file modes, processes.
 Until the edge role runs on the host, every test here is xfail "not yet provisioned: edge issue"
 and still runs, so it turns into a real pass/fail the moment the lab's nginx.conf appears.
 """

@@ -154,7 +154,7 @@ def test_review_finds_world_writable_and_unlisted_setuid(tmp_path: Path) -> None
 
 
 def test_lynis_findings_are_explained_or_counted() -> None:
-    data = lynis.parse((Path(__file__).resolve().parents[1] / "report" / "data" / "lynis-report.dat").read_text())
+    data = lynis.parse((Path(__file__).resolve().parents[1] / "seclab" / "report" / "data" / "lynis-report.dat").read_text())
     explained = [{"id": "PKGS-7392", "why": "w1", "reference": "r"}, {"id": "FILE-6310", "match": "/home", "why": "w2"},
                  {"id": "AUTH-9230", "match": "no such text", "why": "never matches"}]
     out = lynis.explain(data, explained)

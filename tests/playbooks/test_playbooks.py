@@ -197,6 +197,11 @@ EXPECTED_APP_ENV = {
     "SECLAB_TRUSTED_PROXIES": "127.0.0.1",
     "SECLAB_PII_KEY_FILE": "/etc/seclab/secrets/pii_key",
     "SECLAB_LOG_LEVEL": "INFO",
+    # The lab-admin events view: the log search gateway, with the search-only `log-search` certificate.
+    "SECLAB_LOGSEARCH_URL": "https://127.0.0.1:9200",
+    "SECLAB_LOGSEARCH_CA_FILE": "/etc/seclab/pki/ca/ca-bundle.crt",
+    "SECLAB_LOGSEARCH_CERT_FILE": "/etc/seclab/pki/certs/log-search.chain.crt",
+    "SECLAB_LOGSEARCH_KEY_FILE": "/etc/seclab/pki/private/log-search.key",
 }
 
 
@@ -290,14 +295,23 @@ def _defaults_with_comments(role: Path) -> tuple[set[str], set[str]]:
     return set(data), commented
 
 
+def _template_dirs(role: Path) -> list[Path]:
+    """The role's own templates/ and the shared folder its `<role>_templates_dir` names (datastores/...)."""
+    dirs = [role / "templates"]
+    path = role / "defaults" / "main.yml"
+    shared = (yaml.safe_load(path.read_text()) or {}).get(f"{role.name}_templates_dir") if path.is_file() else None
+    if isinstance(shared, str):
+        dirs.append(Path(shared.replace("{{ role_path }}", str(role))).resolve())
+    return [d for d in dirs if d.is_dir()]
+
+
 def _role_variables(role: Path) -> tuple[set[str], set[str]]:
     found: set[str] = set()
     declared: set[str] = set()
     for sub in ("tasks", "handlers"):
         for f in sorted((role / sub).glob("*.yml")) if (role / sub).is_dir() else []:
             _walk(yaml.safe_load(f.read_text()), None, found, declared)
-    tdir = role / "templates"
-    if tdir.is_dir():
+    for tdir in _template_dirs(role):
         for f in sorted(tdir.rglob("*.j2")):
             found |= _undeclared(f.read_text())
     defaults, _ = _defaults_with_comments(role)

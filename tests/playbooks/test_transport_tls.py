@@ -85,7 +85,7 @@ def test_postgresql_ssl_settings(out: Path) -> None:
 def test_postgresql_tls_has_no_off_switch() -> None:
     # TLS from the first start: the pki role runs before the postgresql role (site.yml), so the template
     # has no "certificates not there yet" variant that a stale fact could select (the first-run fault).
-    text = (ROLES / "postgresql" / "templates" / "seclab.conf.j2").read_text()
+    text = (ROOT / "datastores" / "postgresql" / "seclab.conf.j2").read_text()  # shared by both engines
     assert "ssl = off" not in text and "ssl = on" in text
 
 

@@ -14,7 +14,7 @@ Three steps, all by the same procedure (``fit_guard``) on different data:
    ``--no-group-cv``): 5 folds by group (``dataset.near_duplicate_groups``), the whole procedure fitted
    inside each fold and the run-time ``Guard`` deciding on the fold it never saw. Its per-kind rates go
    into both model files' ``metrics.group_cv``: the estimate for unseen prompts, and the floors of
-   ``tests/ai/test_guard.py``.
+   ``tests/app/ai/test_guard.py``.
 2. ``guard-linear-eval80.json.gz`` (the *evaluation* model): fitted on the 80 % training split only,
    then scored once on the 20 % held-out split (by SHA-256 of the text) with the pure-Python guard;
    per-kind rates and per-text decisions go into ``metrics.heldout``. The held-out split is never used

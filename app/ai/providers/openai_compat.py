@@ -4,7 +4,7 @@ Why one class: `llama_cpp.server` speaks the OpenAI chat-completions protocol, s
 the exact code path that talks to OpenAI against a server it can run offline. In this lab the OpenAI
 service itself is NOT reachable: the llama.cpp server (tiny generated model) is the STAND-IN for
 OpenAI in tests and benchmarks, and OpenAI's error behaviour (429, 5xx, timeouts) is reproduced with
-respx (tests/ai_gateway/). Nothing here is specific to either server.
+respx (tests/app/ai/gateway/). Nothing here is specific to either server.
 
 Retries are ours, not the SDK's (`max_retries=0`): exponential backoff with full jitter, on 429, 5xx,
 timeouts and connection errors only, at most `max_attempts` attempts, honouring a server's

@@ -19,11 +19,15 @@ from app.models.api import (
     EdgeRefusalOut,
     LabAuditEntryOut,
     LabAuditPage,
+    RequestEventList,
+    RequestEventOut,
     TenantCreate,
     TenantList,
     TenantOut,
 )
+from app.services import log_events
 from labdef import NAME_RE
+from logsearch.search import REQUEST_ID_RE
 
 router = APIRouter(prefix="/admin", tags=["lab-admin"])
 TenantName = Annotated[str, Path(pattern=NAME_RE)]
@@ -93,6 +97,19 @@ async def edge_refusals(admin: LabAdmin, lab: LabDep, limit: PageLimit = None) -
     """The edge's latest own refusals (WAF, rate limits, unknown paths) with their request ids, newest first."""
     items = await lab_views.latest_refusals(lab.paths.logs, _page_size(lab, limit))
     return EdgeRefusalList(items=[EdgeRefusalOut(**i) for i in items])
+
+
+@router.get("/request-events", response_model=RequestEventList,
+            responses={503: {"description": "the log search engine is off or unreachable (problem+json)"}})
+async def request_events(
+    admin: LabAdmin,
+    settings: SettingsDep,
+    request_id: Annotated[str, Query(pattern=REQUEST_ID_RE.pattern, description="the edge's X-Request-ID")],
+) -> RequestEventList:
+    """One request followed through every service's logs (edge, WAF, app, worker, ...), oldest first:
+    the centralized logs' search, read-only, lab-admin only (ASVS 4.0.3 V7.1.3, V4.1.3)."""
+    items = await log_events.events_of(settings, request_id)
+    return RequestEventList(request_id=request_id, items=[RequestEventOut(**i) for i in items])
 
 
 # Flower shows every task and worker: lab-admin only, decided here once (OWASP A01:2021; ASVS 4.0.3 V4.1.1).

@@ -1,7 +1,9 @@
 "use client";
-/** The lab-admin page: the audit log (every tenant's and the lab's, newest first, paged) and the
- *  edge's latest refusals with their request ids, to follow the attack/defence demo in the browser. */
+/** The lab-admin page: the audit log (every tenant's and the lab's, newest first, paged), the
+ *  edge's latest refusals with their request ids, and one request's events from every service's logs
+ *  (by id, or by clicking a refusal's id), to follow the attack/defence demo in the browser. */
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { type FormEvent, useState } from "react";
 
 import { useApi } from "@/api/context";
 import { LIMITS } from "@/api/limits";
@@ -9,8 +11,74 @@ import { plainWords, ProblemError, PROBLEM_PREFIX } from "@/api/problems";
 
 import { ProblemNotice } from "@/chat/ProblemNotice";
 
+/** The edge's request ids (the API's pattern, logsearch.search.REQUEST_ID_RE). */
+export const REQUEST_ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9._:\\-]{7,127}";
+const REQUEST_ID_RE = new RegExp(`^${REQUEST_ID_PATTERN}$`);
+
+function RequestEvents({ requestId, onSearch }: { requestId: string | null; onSearch: (id: string) => void }) {
+  const api = useApi();
+  const [draft, setDraft] = useState("");
+  const events = useQuery({
+    queryKey: ["admin", "request-events", requestId],
+    queryFn: () => api.requestEvents(requestId ?? ""),
+    enabled: requestId !== null,
+    retry: false,
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const id = draft.trim();
+    if (REQUEST_ID_RE.test(id)) onSearch(id);
+  };
+  return (
+    <section aria-labelledby="events-h">
+      <h2 id="events-h">Events of one request</h2>
+      <form onSubmit={submit} role="search" aria-label="Events by request id">
+        <label htmlFor="request-id">Request id</label>{" "}
+        <input
+          id="request-id"
+          value={draft}
+          onChange={(e) => setDraft(e.target.value)}
+          pattern={REQUEST_ID_PATTERN}
+          required
+          maxLength={128}
+          spellCheck={false}
+        />{" "}
+        <button type="submit">Show events</button>
+      </form>
+      {events.error instanceof ProblemError && <ProblemNotice problem={events.error.problem} since={Date.now()} />}
+      {requestId !== null && events.data && (
+        <table>
+          <caption>
+            Events of request <code>{events.data.request_id}</code> from every service, oldest first
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Time</th>
+              <th scope="col">Log</th>
+              <th scope="col">Level</th>
+              <th scope="col">Event</th>
+            </tr>
+          </thead>
+          <tbody>
+            {events.data.items.map((ev, i) => (
+              <tr key={`${ev.ts}.${i}`}>
+                <td>{ev.ts}</td>
+                <td>{ev.dataset}</td>
+                <td>{ev.level ?? ""}</td>
+                <td>{ev.message}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {events.data && events.data.items.length === 0 && <p className="muted">No event with this request id yet.</p>}
+    </section>
+  );
+}
+
 export function AdminView() {
   const api = useApi();
+  const [requestId, setRequestId] = useState<string | null>(null);
   const audit = useInfiniteQuery({
     queryKey: ["admin", "audit"],
     queryFn: ({ pageParam }) => api.labAudit(pageParam, LIMITS.pageSize),
@@ -46,7 +114,10 @@ export function AdminView() {
                   {r.method} {r.path}
                 </td>
                 <td>
-                  <code>{r.request_id}</code>
+                  <button type="button" className="link-button" onClick={() => setRequestId(r.request_id)}
+                    aria-label={`Events of request ${r.request_id}`}>
+                    <code>{r.request_id}</code>
+                  </button>
                 </td>
               </tr>
             ))}
@@ -54,6 +125,7 @@ export function AdminView() {
         </table>
         {refusals.data && refusals.data.items.length === 0 && <p className="muted">No refusal logged yet.</p>}
       </section>
+      <RequestEvents requestId={requestId} onSearch={setRequestId} />
       <section aria-labelledby="audit-h">
         <h2 id="audit-h">Audit log</h2>
         {audit.error instanceof ProblemError && <ProblemNotice problem={audit.error.problem} since={Date.now()} />}

@@ -6,6 +6,7 @@ import type {
   AuditPage,
   EdgeRefusalList,
   LabAuditPage,
+  RequestEventList,
   Conversation,
   ConversationCreate,
   ConversationPage,
@@ -121,6 +122,11 @@ export class ApiClient {
   /** The edge's latest own refusals with their request ids (lab-admin). */
   edgeRefusals(limit?: number): Promise<EdgeRefusalList> {
     return this.json(`/admin/edge-refusals${query({ limit })}`);
+  }
+
+  /** One request's events from every service's logs, oldest first (lab-admin; centralized logs). */
+  requestEvents(requestId: string): Promise<RequestEventList> {
+    return this.json(`/admin/request-events${query({ request_id: requestId })}`);
   }
 
   /** The caller's tenant audit log, oldest first (tenant-admin). */

@@ -17,3 +17,5 @@ export type LabAuditPage = S["LabAuditPage"];
 export type LabAuditEntry = S["LabAuditEntryOut"];
 export type EdgeRefusalList = S["EdgeRefusalList"];
 export type EdgeRefusal = S["EdgeRefusalOut"];
+export type RequestEventList = S["RequestEventList"];
+export type RequestEvent = S["RequestEventOut"];
