@@ -234,6 +234,10 @@ def app_envs(ctx: Context, worker: bool = False) -> list[str]:
         "SECLAB_REDIS_KEY_FILE": "/run/tls/redis-client.key",
         "SECLAB_REDIS_USER": worker_d["worker_redis_user"] if worker else app_d["app_redis_user"],
         "SECLAB_REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
+        # One Redis container on this engine, no sentinels yet (docs/durability.md "Redis failover"):
+        # empty = the URL's host directly.
+        "SECLAB_REDIS_SENTINELS": "",
+        "SECLAB_REDIS_MASTER_NAME": app_d["app_redis_master_name"],
         "SECLAB_OIDC_ISSUER": lab.issuer,
         "SECLAB_OIDC_AUDIENCE": lab.identity.api_audience,
         "SECLAB_OIDC_JWKS_URL": (f"http://idp:{lab.ports.idp}/realms/{lab.identity.realm}"

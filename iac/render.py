@@ -219,6 +219,8 @@ def redis_overrides() -> dict[str, Any]:
         "redis_tls_key_file": "/run/tls/redis.key",
         "redis_tls_ca_cert_file": "/run/tls/ca.crt",
         "redis_tls_ready": True,
+        # One Redis container: no replica and no sentinels on this engine yet (docs/durability.md).
+        "redis_replication": False,
     }
 
 

@@ -71,7 +71,12 @@ class Ports(_Strict):
     idp: int = Field(default=8180, ge=1, le=65535, description="loopback only, behind the edge")
     idp_management: int = Field(default=9000, ge=1, le=65535, description="loopback: Keycloak health, metrics")
     postgres: int = Field(default=5432, ge=1, le=65535)
-    redis: int = Field(default=6379, ge=1, le=65535)
+    redis: int = Field(default=6379, ge=1, le=65535, description="loopback: the Redis primary at first start")
+    redis_replica: int = Field(default=6380, ge=1, le=65535, description="loopback: the Redis replica (TLS)")
+    # Three sentinels: a quorum of 2 survives one lost sentinel (Redis Sentinel docs, "at least three").
+    redis_sentinel_1: int = Field(default=26379, ge=1, le=65535, description="loopback: Redis Sentinel (TLS)")
+    redis_sentinel_2: int = Field(default=26380, ge=1, le=65535, description="loopback: Redis Sentinel (TLS)")
+    redis_sentinel_3: int = Field(default=26381, ge=1, le=65535, description="loopback: Redis Sentinel (TLS)")
     llama: int = Field(default=8081, ge=1, le=65535)
     prometheus: int = Field(default=9090, ge=1, le=65535)
     alertmanager: int = Field(default=9093, ge=1, le=65535)
@@ -84,6 +89,24 @@ class Ports(_Strict):
     logsearch: int = Field(default=9200, ge=1, le=65535, description="loopback: log search gateway (nginx, mTLS)")
     logsearch_engine: int = Field(default=9201, ge=1, le=65535, description="loopback: OpenSearch HTTP (no auth)")
     logsearch_transport: int = Field(default=9301, ge=1, le=65535, description="loopback: OpenSearch transport")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        """Two services on one port: the second fails to bind, or worse, a client talks to the wrong one."""
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(f"ports {seen[port]} and {name} are both {port}")
+            seen[port] = name
+        return self
+
+    def redis_sentinels(self) -> list[int]:
+        """The sentinels' ports, in order (the app, the worker and Celery ask them for the primary)."""
+        return [self.redis_sentinel_1, self.redis_sentinel_2, self.redis_sentinel_3]
+
+    def redis_data_nodes(self) -> list[int]:
+        """The two Redis data nodes: the primary at first start, then the replica (roles move on failover)."""
+        return [self.redis, self.redis_replica]
 
 
 class Paths(_Strict):

@@ -95,6 +95,50 @@ def _edge_ok(lab: LabDefinition) -> bool:
     return _http_ok(f"{lab.edge_url}/healthz", verify=ssl.create_default_context(cafile=str(ca)))
 
 
+def _env_value(lab: LabDefinition, key: str, default: str) -> str:
+    """One setting of the rendered app environment (`<etc>/app.env`), or the default without it."""
+    try:
+        for line in (Path(lab.paths.etc) / "app.env").read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() == key:
+                return value.strip()
+    except OSError:
+        pass
+    return default
+
+
+def redis_primary(lab: LabDefinition, timeout: float = 1.0) -> str | None:
+    """`host:port` of the Redis primary as the sentinels name it (the first that answers), None if
+    none does or the caller cannot read the app's client certificate and password (not root).
+
+    Asks as the app would: mTLS with the app-redis certificate and the app's ACL user, which may only
+    discover the primary on a sentinel (playbooks/roles/redis: redis_sentinel_client_rules)."""
+    import redis
+
+    pki = Path(lab.paths.pki)
+    try:
+        password = (Path(lab.paths.secrets) / "redis_app_password").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    name = _env_value(lab, "SECLAB_REDIS_MASTER_NAME", "seclab")
+    for port in lab.ports.redis_sentinels():
+        client = redis.Redis(
+            host="127.0.0.1", port=port, username="seclab_app", password=password, ssl=True,
+            ssl_ca_certs=str(pki / "ca" / "ca-bundle.crt"), ssl_certfile=str(pki / "certs" / "app-redis.chain.crt"),
+            ssl_keyfile=str(pki / "private" / "app-redis.key"), socket_timeout=timeout, socket_connect_timeout=timeout,
+        )
+        try:
+            addr = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+        except (redis.RedisError, OSError):
+            continue
+        finally:
+            client.close()
+        if addr:
+            host, prt = (a.decode() if isinstance(a, bytes) else str(a) for a in addr)
+            return f"{host}:{prt}"
+    return None
+
+
 def collect(lab: LabDefinition) -> dict[str, Any]:
     idp = idp_info(lab)
     p = lab.ports
@@ -113,6 +157,11 @@ def collect(lab: LabDefinition) -> dict[str, Any]:
         },
         "postgres": {"up": _tcp_up(p.postgres), "address": f"{loop}:{p.postgres}"},
         "redis": {"up": _tcp_up(p.redis), "address": f"{loop}:{p.redis}"},
+        "redis_replica": {"up": _tcp_up(p.redis_replica), "address": f"{loop}:{p.redis_replica}"},
+        "redis_sentinels": {
+            "up": all(_tcp_up(port) for port in p.redis_sentinels()),
+            "address": ", ".join(f"{loop}:{port}" for port in p.redis_sentinels()),
+        },
         "llama": {"up": _tcp_up(p.llama), "address": f"{loop}:{p.llama}"},
         "prometheus": {"up": _http_ok(f"http://{loop}:{p.prometheus}/-/ready"), "address": f"{loop}:{p.prometheus}"},
         "alertmanager": {
@@ -130,5 +179,7 @@ def collect(lab: LabDefinition) -> dict[str, Any]:
         "api": {"url": f"{edge_url(lab)}/api/v1", "internal_url": f"https://{loop}:{p.app}/api/v1"},
         "idp": {"issuer": idp["issuer"], "kind": idp["kind"], "version": idp["version"], "label": idp["label"]},
         "realm_export": str(realm_export_path(lab)),
+        # Which data node is primary right now (it moves on failover): the sentinels' answer.
+        "redis_primary": redis_primary(lab) if services["redis_sentinels"]["up"] else None,
         "services": services,
     }

@@ -45,6 +45,9 @@ CLIENTS: dict[str, tuple[str, str | None, str]] = {
     "edge-client": ("edge-client", None, "nginx -> app mTLS (proxy_ssl_certificate)"),
     "seclab_app": ("seclab_app", "seclab", "app -> PostgreSQL (clientcert=verify-full, CN = role)"),
     "app-redis": ("app-redis", "seclab", "app -> Redis TLS client"),
+    # The server certificate `redis` is serverAuth only: a replica (to its primary) and a sentinel (to
+    # the data nodes and the other sentinels) present this one (tls-client-cert-file).
+    "redis-peer": ("redis-peer", "redis", "Redis replica -> primary, Sentinel -> Redis and sentinels (TLS client)"),
     "worker": ("worker", "seclab", "Celery worker -> Redis/PostgreSQL TLS client"),
     "prometheus-scraper": ("prometheus-scraper", "prometheus", "Prometheus -> exporters and app /metrics"),
     # One PostgreSQL client certificate per login role (CN = role): a certificate is never shared

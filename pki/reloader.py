@@ -126,6 +126,13 @@ class Reloader:
             ]
         if c.action == "redis-tls":
             name = c.uses[0].cert
+            # The client certificate a data node presents to its primary (replication), when it has one.
+            peer = [
+                arg
+                for u in c.uses[1:]
+                for arg in ("tls-client-cert-file", str(L.chain(u.cert)), "tls-client-key-file", str(L.key(u.cert)))
+            ]
+            port = c.probe.port if c.probe is not None else self.lab.ports.redis
             return [
                 [
                     "redis-cli",
@@ -142,9 +149,10 @@ class Reloader:
                     "-h",
                     "127.0.0.1",
                     "-p",
-                    str(self.lab.ports.redis),
+                    str(port),
                     "CONFIG",
                     "SET",
+                    *peer,
                     "tls-cert-file",
                     str(L.chain(name)),
                     "tls-key-file",

@@ -37,6 +37,10 @@ PROGRAMS: dict[str, str] = {
     "app": "app",  # app_process_name
     "postgresql": "postgresql",  # postgresql_process_name
     "redis": "redis",  # redis_process_name
+    "redis-replica": "redis-replica",  # redis_nodes[1].name
+    "redis-sentinel-1": "redis-sentinel-1",  # redis_sentinels[*].name
+    "redis-sentinel-2": "redis-sentinel-2",
+    "redis-sentinel-3": "redis-sentinel-3",
     "worker": "worker",  # worker_process_name
     "flower": "flower",  # worker_flower_process_name
     "idp": "idp",  # keycloak_process_name
@@ -165,8 +169,28 @@ def build_reload_plan(lab: LabDefinition, pki: PkiPlan) -> ReloadPlan:
             program=p["redis"],
             trust=True,
             action="redis-tls",
-            uses=(Use(cert="redis", loads="at-start"),),
+            uses=(Use(cert="redis", loads="at-start"), Use(cert="redis-peer", loads="at-start", note="tls-client-cert-file")),
             probe=Probe(port=lab.ports.redis, cert="redis", server_name="127.0.0.1", client="app-redis"),
+        ),
+        Consumer(
+            service="redis-replica",
+            program=p["redis-replica"],
+            trust=True,
+            action="redis-tls",
+            uses=(Use(cert="redis", loads="at-start"), Use(cert="redis-peer", loads="at-start", note="tls-client-cert-file")),
+            probe=Probe(port=lab.ports.redis_replica, cert="redis", server_name="127.0.0.1", client="app-redis"),
+        ),
+        # Sentinel mode has no CONFIG SET of the tls-* files: a restart, one sentinel at a time (the
+        # other two keep the quorum of 2; a restarted sentinel keeps its rewritten state file).
+        *(
+            Consumer(
+                service=name,
+                program=p[name],
+                trust=True,
+                action="restart",
+                uses=(Use(cert="redis", loads="at-start"), Use(cert="redis-peer", loads="at-start")),
+            )
+            for name in ("redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3")
         ),
         Consumer(
             service="app",

@@ -157,6 +157,8 @@ def _print_table(st: dict[str, Any], console: Console) -> None:
     console.print(f"identity provider: {st['idp']['label']}  issuer {st['idp']['issuer']}")
     console.print(f"API: {st['api']['url']}   edge: {st['edge']['url']}   CA: {st['edge']['ca_cert']}")
     console.print(f"realm export: {st['realm_export']}")
+    primary = st.get("redis_primary")
+    console.print(f"Redis primary (Sentinel): {primary or 'unknown (sentinels down, or not root)'}")
 
 
 def _print_status(lab: labdef.LabDefinition, as_json: bool) -> bool:

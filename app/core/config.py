@@ -34,6 +34,20 @@ def read_secret_file(path: str | None) -> SecretStr | None:
     return SecretStr(Path(path).read_text(encoding="utf-8").rstrip("\r\n"))
 
 
+def parse_host_ports(value: str) -> list[tuple[str, int]]:
+    """"h:p,h:p" -> [(h, p), ...]; a malformed entry is a ValueError naming it (no silent skip)."""
+    out: list[tuple[str, int]] = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r} is not host:port")
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
 class Settings(BaseSettings):
     """`SECLAB_*` settings; the environment wins over the env file (12-factor override order)."""
 
@@ -64,6 +78,11 @@ class Settings(BaseSettings):
     redis_ca_file: str | None = None
     redis_cert_file: str | None = None
     redis_key_file: str | None = None
+    # Sentinels that name the current Redis primary ("host:port,host:port,..."); empty: redis_url's
+    # host is used directly (tests, one-node labs). With sentinels, redis_url still gives the scheme
+    # (rediss:// = TLS, also to the sentinels) and the database number.
+    redis_sentinels: str = ""
+    redis_master_name: str = "seclab"
     oidc_issuer: str = "http://127.0.0.1:8180/realms/seclab"
     oidc_audience: str = "seclab-api"
     oidc_jwks_url: str | None = None
@@ -87,6 +106,12 @@ class Settings(BaseSettings):
     logsearch_cert_file: str | None = None
     logsearch_key_file: str | None = None
     logsearch_index_prefix: str = "seclab-logs"
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, v: str) -> str:
+        parse_host_ports(v)
+        return v
 
     @field_validator("log_level")
     @classmethod
@@ -125,6 +150,10 @@ class Settings(BaseSettings):
 
     def redis_password(self) -> SecretStr | None:
         return read_secret_file(self.redis_password_file)
+
+    def redis_sentinel_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each sentinel in `redis_sentinels` (validated when the settings load)."""
+        return parse_host_ports(self.redis_sentinels)
 
     def load_lab(self) -> LabDefinition:
         """The rendered lab definition (`{"lab": {...}}` from `labdef.as_vars`)."""

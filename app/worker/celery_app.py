@@ -6,6 +6,9 @@ Why these settings:
 - broker credentials from `SECLAB_REDIS_USER` + `SECLAB_REDIS_PASSWORD_FILE` (a file, never a value
   in the environment: ASVS 4.0.3 V6.4.1); `rediss://` turns on TLS with the lab CA and a client
   certificate (ASVS V9.2.1 TLS to back-end services; Redis TLS docs);
+- with `SECLAB_REDIS_SENTINELS`, kombu's `sentinel://` transport asks the sentinels for the current
+  primary (`master_name`), over mutual TLS to the sentinels (`sentinel_kwargs`) and to the data node
+  (`broker_use_ssl` -> redis-py's SentinelManagedSSLConnection): a failover moves the broker with it;
 - `acks_late` + `task_reject_on_worker_lost`: a task is acknowledged only after it finished, so a
   worker killed mid-task leaves it in the queue (at-least-once; the task is idempotent);
 - `worker_prefetch_multiplier=1`: a worker does not hoard tasks it may die with;
@@ -22,7 +25,7 @@ from celery import Celery
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.config import Settings, env_file_path, load_settings
-from app.core.redis import tls_options
+from app.core.redis import database, sentinel_options, tls_options
 
 
 class WorkerSettings(BaseSettings):
@@ -51,20 +54,42 @@ def load_worker_settings() -> WorkerSettings:
     return WorkerSettings()
 
 
+def _credentials(settings: Settings) -> str:
+    """`user:password@` (URL-quoted) for the settings' ACL user, or "" without one."""
+    pw = settings.redis_password()
+    if not settings.redis_user and pw is None:
+        return ""
+    cred = quote(settings.redis_user or "", safe="")
+    if pw is not None:
+        cred += ":" + quote(pw.get_secret_value(), safe="")
+    return cred + "@"
+
+
 def broker_url(settings: Settings) -> str:
-    """The settings' Redis URL with the ACL user and the password from its file, URL-quoted."""
+    """The settings' Redis URL with the ACL user and the password from its file, URL-quoted.
+
+    With sentinels: `sentinel://cred@h1:p1/db;sentinel://cred@h2:p2/db;...` (kombu takes every
+    `;`-separated URL as a sentinel, and the credentials for the data node from the one in use)."""
     parts = urlsplit(settings.redis_url)
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError("SECLAB_REDIS_URL must be redis:// or rediss://")
-    pw = settings.redis_password()
-    if settings.redis_user or pw is not None:
-        cred = quote(settings.redis_user or "", safe="")
-        if pw is not None:
-            cred += ":" + quote(pw.get_secret_value(), safe="")
+    cred = _credentials(settings)
+    if sentinels := settings.redis_sentinel_addresses():
+        db = database(settings)
+        return ";".join(f"sentinel://{cred}{h}:{p}/{db}" for h, p in sentinels)
+    if cred:
         host = parts.hostname or "127.0.0.1"
-        netloc = f"{cred}@{host}" + (f":{parts.port}" if parts.port else "")
+        netloc = f"{cred}{host}" + (f":{parts.port}" if parts.port else "")
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts)
+
+
+def sentinel_transport_options(settings: Settings) -> dict[str, object]:
+    """kombu's Sentinel options: the primary's name and how to reach the sentinels (ACL user, mTLS)."""
+    if not settings.redis_sentinel_addresses():
+        return {}
+    return {"master_name": settings.redis_master_name,
+            "sentinel_kwargs": sentinel_options(settings, timeout=10, connect_timeout=3)}
 
 
 def make_celery(settings: Settings | None = None, worker: WorkerSettings | None = None, *,
@@ -101,8 +126,10 @@ def make_celery(settings: Settings | None = None, worker: WorkerSettings | None 
             "sweep-pending": {"task": "seclab.sweep_pending", "schedule": worker.sweep_interval_s},
         },
     )
-    if settings is not None and (opts := tls_options(settings)) is not None:
-        app.conf.broker_use_ssl = opts
+    if settings is not None:
+        app.conf.broker_transport_options.update(sentinel_transport_options(settings))
+        if (opts := tls_options(settings)) is not None:
+            app.conf.broker_use_ssl = opts
     return app
 
 

@@ -67,7 +67,8 @@ async def test_forwarded_for_only_from_trusted_proxy(tight_app: Any, settings: S
 
 @pytest.fixture(scope="module")
 async def no_redis_app(settings: Settings, lab: LabDefinition, synced: list[str], issuer: FakeIssuer) -> AsyncIterator[Any]:
-    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    # No sentinels either (the lab's app.env names them): the closed port is the one Redis address.
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0", "redis_sentinels": ""})
     application = create_app(settings=broken, lab=lab, http_client=issuer.client(), screener=stand_in_screener)
     async with application.router.lifespan_context(application):
         yield application

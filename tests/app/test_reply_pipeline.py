@@ -173,8 +173,9 @@ async def test_redis_down_at_accept_still_stores_pending(
 ) -> None:
     """Real Celery enqueuer and rate limiter against a closed port: 202 pending, fast, for the sweeper."""
     cid = await new_conversation(client, users)
+    # No sentinels either (the lab's app.env names them): the closed port is the one Redis address.
     down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0", "redis_user": None,
-                                       "redis_password_file": None})
+                                       "redis_password_file": None, "redis_sentinels": ""})
     application = create_app(settings=down, lab=lab, http_client=issuer.client(), screener=stand_in_screener)
     async with application.router.lifespan_context(application), await _private_client(application) as c:
         started = time.monotonic()

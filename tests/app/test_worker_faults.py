@@ -227,7 +227,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, settings: Se
         llama.start()
         proxy.restore()
         env = {**os.environ, "SECLAB_ENV_FILE": str(os.environ.get("SECLAB_ENV_FILE", "/etc/seclab/app.env")),
-               "SECLAB_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "SECLAB_REDIS_USER": "seclab_worker",
+               "SECLAB_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "SECLAB_REDIS_SENTINELS": "",
+               "SECLAB_REDIS_USER": "seclab_worker",
                "SECLAB_REDIS_PASSWORD_FILE": redis.pw_file("seclab_worker"), "SECLAB_DB_PORT": str(proxy.port),
                "SECLAB_WORKER_RUNTIME": "tests.app.worker_faults_runtime:build",
                "SECLAB_WORKER_MAX_RETRIES": "3", "SECLAB_WORKER_RETRY_BASE_S": "0.5",
@@ -261,7 +262,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, settings: Se
 async def api(rig: dict[str, Any], settings: Settings, lab: Any, issuer: Any) -> AsyncIterator[httpx.AsyncClient]:
     redis: RedisServer = rig["redis"]
     s = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{redis.port}/0", "redis_user": "seclab_app",
-                                    "redis_password_file": redis.pw_file("seclab_app")})
+                                    "redis_password_file": redis.pw_file("seclab_app"), "redis_sentinels": ""})
     application = create_app(settings=s, lab=lab, http_client=issuer.client(), screener=stand_in_screener)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, client=(f"2001:db8::{uuid.uuid4().hex[:4]}", 40000))
@@ -376,7 +377,7 @@ async def test_faults_lose_nothing_and_double_nothing(
 
     publisher = make_celery(settings.model_copy(update={
         "redis_url": f"redis://127.0.0.1:{redis.port}/0", "redis_user": "seclab_app",
-        "redis_password_file": redis.pw_file("seclab_app")}))
+        "redis_password_file": redis.pw_file("seclab_app"), "redis_sentinels": ""}))
     rdb = aioredis.Redis.from_url(redis.url("seclab_worker"))
     try:
         for entry_id, e in await dlq_list(rdb, 10000):

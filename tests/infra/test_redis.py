@@ -20,7 +20,9 @@ from tests.infra.conftest import role_default, sh
 
 CONFIG = role_default("redis", "redis_config")
 ACLFILE = role_default("redis", "redis_aclfile")
-ACL_USERS = role_default("redis", "redis_acl_users")
+# The components' users, then replication's and Sentinel's (issue 14: replica + sentinels).
+ACL_USERS = [*role_default("redis", "redis_acl_users"), role_default("redis", "redis_replica_user"),
+             role_default("redis", "redis_sentinel_user")]
 
 
 def directives(host: Any, path: str) -> dict[str, list[list[str]]]:

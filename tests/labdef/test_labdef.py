@@ -68,3 +68,15 @@ def test_tenant_roles_need_a_tenant_but_lab_admin_does_not() -> None:
 def test_fallback_must_name_known_providers() -> None:
     with pytest.raises(labdef.LabDefinitionError, match="unknown providers: nope"):
         labdef.parse(GOOD + "ai:\n  fallback: [nope]\n")
+
+
+def test_redis_replica_and_sentinel_ports_are_defined_and_distinct(tmp_path: object) -> None:
+    lab = labdef.load(labdef.DEFAULT_PATH)
+    assert lab.ports.redis_data_nodes() == [6379, 6380]
+    assert lab.ports.redis_sentinels() == [26379, 26380, 26381]
+    ports = list(lab.ports.model_dump().values())
+    assert len(ports) == len(set(ports))
+    with pytest.raises(ValueError, match="redis_sentinel_2 are both 26379|redis_sentinel_1 and redis_sentinel_2"):
+        labdef.Ports(redis_sentinel_2=26379)
+    with pytest.raises(ValueError, match="redis and redis_replica are both 6379"):
+        labdef.Ports(redis_replica=6379)

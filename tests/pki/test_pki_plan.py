@@ -14,7 +14,7 @@ from tests.pki.pki_support import EXTRA_HOST
 
 SERVICES = {"edge", "app", "idp", "postgres", "redis", "prometheus", "llama", "flower", "logsearch"}
 CLIENT_NAMES = {
-    "edge-client", "seclab_app", "app-redis", "worker", "prometheus-scraper", "seclab_monitor", "keycloak",
+    "edge-client", "seclab_app", "app-redis", "redis-peer", "worker", "prometheus-scraper", "seclab_monitor", "keycloak",
     "log-shipper", "log-reader", "log-search",
 }
 

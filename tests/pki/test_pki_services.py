@@ -66,7 +66,9 @@ def _due(rplan: ReloadPlan, *issued: str, **kw: Any) -> list[str]:
 def test_due_services(rplan: ReloadPlan) -> None:
     # Data stores first, the edge last.
     assert _due(rplan, "edge", "app") == ["app", "edge"]
-    assert _due(rplan, "postgres", "redis") == ["postgresql", "redis"]
+    redis_all = ["redis", "redis-replica", "redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"]
+    assert _due(rplan, "postgres", "redis") == ["postgresql", *redis_all]
+    assert _due(rplan, "redis-peer") == redis_all
     # The app's PostgreSQL client certificate sits in asyncpg pools built once: app and worker roll.
     assert _due(rplan, "seclab_app") == ["app", "worker"]
     # Read per connection: a rotation needs nothing ...
@@ -88,6 +90,8 @@ def test_programs_match_the_playbooks() -> None:
         "app": role_defaults("app")["app_process_name"],
         "postgresql": role_defaults("postgresql")["postgresql_process_name"],
         "redis": role_defaults("redis")["redis_process_name"],
+        "redis-replica": role_defaults("redis")["redis_nodes"][1]["name"],
+        **{s["name"]: s["name"] for s in role_defaults("redis")["redis_sentinels"]},
         "worker": role_defaults("worker")["worker_process_name"],
         "flower": role_defaults("worker")["worker_flower_process_name"],
         "idp": role_defaults("keycloak")["keycloak_process_name"],

@@ -127,7 +127,7 @@ def test_redis_acl_has_no_default_user_and_no_clear_passwords(rendered: Path) ->
     assert len(default) == 1 and " off " in default[0] and "-@all" in default[0]
     others = [ln for ln in users if ln.split()[1] != "default"]
     assert {ln.split()[1] for ln in others} == {"seclab_app", "seclab_worker", "seclab_exporter", "seclab_tls_reload",
-                                                "seclab_tenant_admin"}
+                                                "seclab_tenant_admin", "seclab_replica", "seclab_sentinel"}
     for ln in others:
         tokens = ln.split()
         assert not any(t.startswith(">") for t in tokens), "clear-text password in the ACL file"
@@ -188,6 +188,8 @@ EXPECTED_APP_ENV = {
     "SECLAB_REDIS_KEY_FILE": "/etc/seclab/pki/private/app-redis.key",
     "SECLAB_REDIS_USER": "seclab_app",
     "SECLAB_REDIS_PASSWORD_FILE": "/etc/seclab/secrets/redis_app_password",
+    "SECLAB_REDIS_SENTINELS": "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381",
+    "SECLAB_REDIS_MASTER_NAME": "seclab",
     "SECLAB_OIDC_ISSUER": "https://localhost/realms/seclab",
     "SECLAB_OIDC_AUDIENCE": "seclab-api",
     "SECLAB_OIDC_JWKS_URL": "https://127.0.0.1:8180/realms/seclab/protocol/openid-connect/certs",
@@ -262,8 +264,8 @@ def _walk(node: Any, key: str | None, found: set[str], declared: set[str]) -> No
         if isinstance(sf, dict):
             declared.update(sf)
         lc = node.get("loop_control")
-        if isinstance(lc, dict) and isinstance(lc.get("loop_var"), str):
-            declared.add(lc["loop_var"])
+        if isinstance(lc, dict):
+            declared.update(lc[k] for k in ("loop_var", "index_var") if isinstance(lc.get(k), str))
         for k, v in node.items():
             _walk(v, k, found, declared)
     elif isinstance(node, list):

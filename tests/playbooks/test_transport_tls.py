@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.playbooks.test_playbooks import HERE, ROLES, ROOT, _ansible_playbook, _env, _lines
 
@@ -196,3 +197,64 @@ def test_keycloak_database_url_is_verify_full(out: Path) -> None:
     url = next(ln for ln in _lines(out / "keycloak.conf") if ln.startswith("db-url="))
     assert "sslmode=verify-full" in url and f"sslrootcert={PKI}/ca/ca-bundle.crt" in url
     assert f"sslcert={PKI}/certs/keycloak.chain.crt" in url and "sslkey=" in url
+
+
+# ---------------------------------------------------------------- Redis replication and Sentinel
+
+
+def test_redis_replica_is_the_primary_with_its_own_port_and_data(out: Path) -> None:
+    primary, replica = _lines(out / "redis.conf"), _lines(out / "redis-replica.conf")
+    assert "tls-port 6380" in replica and "dir /var/lib/redis-replica" in replica
+    # Everything but the port and the data directory is the same: TLS, ACLs, AOF, disabled commands.
+    differs = {ln for ln in set(primary) ^ set(replica) if not ln.startswith(("tls-port ", "dir "))}
+    assert differs == set()
+    for lines in (primary, replica):
+        assert "appendonly yes" in lines and "tls-replication yes" in lines
+        assert f"tls-client-cert-file {PKI}/certs/redis-peer.chain.crt" in lines
+        assert "include /etc/redis/seclab/replication.conf" in lines
+        # Who follows whom is Sentinel's run-time state: a rendered replicaof would fight every failover.
+        assert not any(ln.startswith(("replicaof", "slaveof", "masterauth", "requirepass")) for ln in lines)
+
+
+def test_redis_replication_credentials_are_the_narrow_replica_user(out: Path) -> None:
+    lines = _lines(out / "redis-replication.conf")
+    assert lines[0] == "masteruser seclab_replica" and lines[1].split()[0] == "masterauth"
+    rules = _acl(out)["seclab_replica"]
+    assert {r for r in rules if r.startswith(("+", "~", "&", "%"))} == {"+psync", "+replconf", "+ping"}
+
+
+def test_redis_sentinel_user_has_the_documented_commands_only(out: Path) -> None:
+    rules = _acl(out)["seclab_sentinel"]
+    assert not [r for r in rules if r.startswith(("~", "%"))] and "allkeys" not in rules
+    assert [r for r in rules if r.startswith("&")] == ["&__sentinel__:hello"]
+    grants = {r for r in rules if r.startswith("+")}
+    assert {"+slaveof", "+replicaof", "+multi", "+exec", "+config|rewrite", "+role", "+info"} <= grants
+    assert not {"+@all", "+config|set", "+acl", "+flushall", "+shutdown"} & grants
+
+
+def test_sentinel_is_tls_only_loopback_and_acl_based(out: Path) -> None:
+    lines = _lines(out / "sentinel-3.conf")
+    assert "port 0" in lines and "tls-port 26381" in lines and "tls-auth-clients yes" in lines
+    assert "tls-replication yes" in lines and "dir /var/lib/redis-sentinel/3" in lines
+    binds = [ln for ln in lines if ln.startswith("bind ")]
+    assert len(binds) == 1 and set(binds[0].split()[1:]) <= {"127.0.0.1", "-::1", "::1"}
+    assert "sentinel monitor seclab 127.0.0.1 6379 2" in lines
+    assert "sentinel auth-user seclab seclab_sentinel" in lines
+    users = {ln.split()[1]: ln.split()[2:] for ln in lines if ln.startswith("user ")}
+    assert users["default"][0] == "off" and "-@all" in users["default"]
+    assert users["seclab_sentinel"][0] == "on"
+    for name in ("seclab_app", "seclab_worker", "seclab_tenant_admin", "seclab_exporter", "seclab_tls_reload"):
+        rules = users[name]
+        assert not any(t.startswith(">") for t in rules), "clear-text password in a sentinel's ACL"
+        grants = {r for r in rules if r.startswith("+")}
+        # Discovery only: no failover, reset, CONFIG SET, MONITOR (a compromised app can not move the primary).
+        assert "+sentinel|get-master-addr-by-name" in grants and "+sentinel|masters" in grants
+        assert not {"+sentinel", "+sentinel|failover", "+sentinel|reset", "+sentinel|set", "+sentinel|monitor",
+                    "+sentinel|remove", "+sentinel|config", "+@all"} & grants, name
+
+
+def test_app_env_finds_the_primary_through_the_sentinels(out: Path) -> None:
+    env = dict(ln.split("=", 1) for ln in _lines(out / "app.env"))
+    assert env["SECLAB_REDIS_SENTINELS"] == "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381"
+    redis = yaml.safe_load((ROLES / "redis" / "defaults" / "main.yml").read_text())
+    assert env["SECLAB_REDIS_MASTER_NAME"] == redis["redis_master_name"] == "seclab"
