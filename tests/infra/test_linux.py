@@ -618,6 +618,9 @@ def test_host_04_unattended_upgrades(host: Any, state: dict[str, Any]) -> None:
     assert host.package("unattended-upgrades").is_installed
     cfg = host.run("apt-config dump APT::Periodic").stdout
     assert 'APT::Periodic::Unattended-Upgrade "1"' in cfg and 'APT::Periodic::Update-Package-Lists "1"' in cfg, cfg
+    # Security updates need the Debian-Security origin among apt's sources (lynis PKGS-7388 is skipped in
+    # /etc/lynis/custom.prf because it cannot read deb822 .sources: this is its replacement).
+    assert "l=Debian-Security" in host.run("apt-cache policy").stdout, "no Debian-Security origin in apt's sources"
     if host.run("test -d /run/systemd/system").rc == 0:
         assert host.service("apt-daily-upgrade.timer").is_enabled
     else:
@@ -680,3 +683,38 @@ def test_host_10_hardening_recorded(state: dict[str, Any]) -> None:
     assert not silent, f"not applied without a reason: {silent}"
     assert {v["status"] for v in state["items"].values()} <= {"applied", "not applicable"}, \
         {k: v for k, v in state["items"].items() if v["status"] not in ("applied", "not applicable")}
+
+
+def test_host_11_compilers_root_only(host: Any, state: dict[str, Any], not_applicable: Any) -> None:
+    """lynis HRDN-7222: every installed compiler and the assembler are root:root and run by root only, held
+    by dpkg-statoverride so an upgrade does not reopen them (a service account cannot build an exploit)."""
+    rec = state["items"].get("compilers-root-only")
+    assert rec is not None, "the role recorded nothing for the compilers"
+    if rec["status"] != "applied":
+        not_applicable("host-11", "compilers-root-only", "no compiler installed")
+        return
+    names = role_default("os_hardening", "os_hardening_root_only_compilers")
+    found = host.run(sh("sh", "-c", " ".join(f"command -v {n};" for n in names) + " true")).stdout.split()
+    real = {host.run(sh("realpath", p)).stdout.strip() for p in found}
+    assert real and real == set(rec["paths"]), (real, rec["paths"])
+    for path in real:
+        f = host.file(path)
+        assert (f.user, f.group) == ("root", "root") and f.mode & 0o007 == 0, f"{path}: {f.user}:{f.group} {oct(f.mode)}"
+        assert host.run(sh("dpkg-statoverride", "--list", path)).rc == 0, f"{path} has no dpkg-statoverride"
+
+
+def test_host_12_process_accounting(host: Any, state: dict[str, Any], not_applicable: Any) -> None:
+    """lynis ACCT-9622: process accounting is on: a command that ends adds a record to the file."""
+    pacct = role_default("os_hardening", "os_hardening_pacct_file")
+    grew = host.run(sh("sh", "-c", f'b=$(stat -c %s {pacct}); /bin/true; a=$(stat -c %s {pacct}); [ "$b" != "$a" ]'))
+    if grew.rc != 0:
+        not_applicable("host-12", "process-accounting", "the kernel refused accounting")
+        return
+    assert state["items"]["process-accounting"]["status"] == "applied"
+
+
+def test_host_13_rootkit_scan(host: Any, state: dict[str, Any]) -> None:
+    """lynis HRDN-7230: chkrootkit installed and run daily by cron.daily (cron runs: host-04)."""
+    assert host.package("chkrootkit").is_installed
+    assert re.search(r'^RUN_DAILY="true"', host.file("/etc/chkrootkit/chkrootkit.conf").content_string, re.MULTILINE)
+    assert host.file("/etc/cron.daily/chkrootkit").exists and host.file("/usr/sbin/chkrootkit-daily").is_file

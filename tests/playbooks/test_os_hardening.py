@@ -153,6 +153,18 @@ def test_review_finds_world_writable_and_unlisted_setuid(tmp_path: Path) -> None
     assert ww.stat().st_mode & 0o777 == 0o666, "apply=false changes nothing"
 
 
+def test_review_resolves_compilers_to_their_real_files(tmp_path: Path) -> None:
+    real = tmp_path / "x86_64-linux-gnu-gcc-12"
+    real.write_text("#!/bin/sh\n")
+    real.chmod(0o755)
+    for name in ("gcc", "cc"):
+        (tmp_path / name).symlink_to(real.name)
+    out = run_script("modes.py", {"system_paths": [], "root": str(tmp_path), "prune": [], "allow": [], "remove": [],
+                                  "root_only": ["cc", "gcc", "clang"], "path": str(tmp_path), "apply": False})
+    assert out["root_only"] == [str(real)] and not out["changed"]
+    assert real.stat().st_mode & 0o777 == 0o755, "apply=false changes nothing"
+
+
 def test_lynis_findings_are_explained_or_counted() -> None:
     data = lynis.parse((Path(__file__).resolve().parents[1] / "seclab" / "report" / "data" / "lynis-report.dat").read_text())
     explained = [{"id": "PKGS-7392", "why": "w1", "reference": "r"}, {"id": "FILE-6310", "match": "/home", "why": "w2"},

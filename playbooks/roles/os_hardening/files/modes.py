@@ -4,14 +4,17 @@
 Why a script: both are searches over whole filesystems whose result decides what to change; `find`
 does the walking (fast, -xdev keeps it on each filesystem), this script decides and reports one JSON
 object the role records: what it fixed, what stays (allowlisted) and what nobody has reviewed yet.
-Setuid bits are removed with dpkg-statoverride, so a package upgrade cannot bring them back.
+Setuid bits are removed with dpkg-statoverride, so a package upgrade cannot bring them back; the same
+mechanism makes the compilers root-only (lynis HRDN-7222).
 
 Usage: modes.py PATH_TO_ARGS_JSON
-  {"system_paths": [...], "allow": [paths], "remove": [paths], "prune": [dirs], "root": "/", "apply": true|false}
+  {"system_paths": [...], "allow": [paths], "remove": [paths], "prune": [dirs], "root": "/",
+   "root_only": [command names], "path": "PATH to resolve them on", "apply": true|false}
 """
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -64,12 +67,33 @@ def strip_setid(path: str) -> bool:
     return changed
 
 
+def restrict_to_root(path: str) -> bool:
+    """Make `path` root:root 0750 for good (dpkg-statoverride); True when something changed."""
+    changed = False
+    if not has_override(path):
+        subprocess.run(["dpkg-statoverride", "--update", "--add", "root", "root", "0750", path],
+                       check=True, capture_output=True)
+        changed = True
+    st = os.stat(path)
+    if st.st_uid != 0 or st.st_gid != 0 or stat.S_IMODE(st.st_mode) & 0o027:
+        os.chown(path, 0, 0)
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o027)
+        changed = True
+    return changed
+
+
+def compilers(names: list[str], search_path: str | None) -> list[str]:
+    """The real files behind the compiler commands (`cc` -> /usr/bin/x86_64-linux-gnu-gcc-12)."""
+    found = {os.path.realpath(p) for n in names if (p := shutil.which(n, path=search_path))}
+    return sorted(found)
+
+
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as fh:
         args = json.load(fh)
     apply = bool(args.get("apply", True))
     lists: dict[str, list[str]] = {"world_writable": [], "world_writable_fixed": [],
-                                   "suid_removed": [], "suid_allowed": [], "suid_unlisted": []}
+                                   "suid_removed": [], "suid_allowed": [], "suid_unlisted": [], "root_only": []}
     changed = False
     for path in world_writable(args.get("system_paths", [])):
         lists["world_writable"].append(path)
@@ -95,6 +119,10 @@ def main() -> None:
         if path not in lists["suid_removed"] and os.path.exists(path) and has_override(path):
             lists["suid_removed"].append(path)
     lists["suid_removed"].sort()
+    for path in compilers(args.get("root_only", []), args.get("path")):
+        if apply and restrict_to_root(path):
+            changed = True
+        lists["root_only"].append(path)
     print(json.dumps({"changed": changed, **lists}, sort_keys=True))
 
 
