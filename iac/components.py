@@ -81,7 +81,7 @@ class Data(Part):
 
     def _redis(self) -> None:
         ctx, s, lab = self.ctx, self.ctx.s, self.ctx.lab
-        # seclab.conf and seclab.acl: playbooks/roles/redis/templates (TLS only, one ACL user per component).
+        # seclab.conf and seclab.acl: datastores/redis/ (TLS only, one ACL user per component).
         redis_acl = pulumi.Output.all(**{u: sha256(ctx.pw[f"redis-{u}"]) for u in ctx.redis_users}).apply(
             lambda h: render.redis_acl(lab, dict(h)))
         self.add(Spec("Redis", Hardened(

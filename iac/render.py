@@ -2,7 +2,7 @@
 
 Why this module is mostly adapters: the edge, the WAF, Prometheus/Alertmanager, PostgreSQL and Redis
 are configured from the SAME templates the Ansible engine renders (edge/render.py,
-waf_rules/render.py, monitoring/render.py, datastores/postgresql/, playbooks/roles/redis/templates), with
+waf_rules/render.py, monitoring/render.py, datastores/postgresql/, datastores/redis/), with
 the role defaults evaluated by labdef.roles, the one evaluator every renderer uses. Only what exists on the Docker engine
 alone lives here as text (operator consoles, the first-start SQL). The log search engine, its gateway
 and its shipper render the logsearch role's templates (playbooks/roles/logsearch/templates).

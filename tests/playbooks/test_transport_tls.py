@@ -111,7 +111,7 @@ def test_redis_is_tls_only_with_client_certificates(out: Path) -> None:
 
 
 def test_redis_has_no_plaintext_variant() -> None:
-    text = (ROLES / "redis" / "templates" / "seclab.conf.j2").read_text()
+    text = (ROOT / "datastores" / "redis" / "seclab.conf.j2").read_text()
     assert "port 0" in text and "tls_ready" not in text
     assert not any(line.strip().startswith("port {{") for line in text.splitlines())
 
