@@ -112,6 +112,14 @@ def role_default(role: str, key: str) -> Any:
     return value
 
 
+def own_processes(host: Any) -> str:
+    """`ps -eo args=` limited to this host's PID namespace, one command line per line. A host that runs
+    rehearsal sandboxes sees their processes too; they belong to other, isolated labs, not to this one."""
+    me = host.run("ps -o pidns= -p $$").stdout.strip()
+    rows = (line.strip().split(None, 1) for line in host.run("ps -eww -o pidns=,args=").stdout.splitlines())
+    return "\n".join(r[1] for r in rows if len(r) == 2 and r[0] == me)
+
+
 def sh(*argv: str) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 

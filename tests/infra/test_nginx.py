@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.infra import nginx_checks as ck
+from tests.infra.conftest import own_processes
 from tests.infra.nginxconf import Directive, parse_dump
 
 NGINX_CONF = "/etc/nginx/nginx.conf"
@@ -76,7 +77,7 @@ def test_nginx_04_single_master(host: Any) -> None:
     managed = {NGINX_CONF}
     if lab.logging.engine != "none":
         managed.add(f"{lab.paths.etc}/logsearch/gateway.conf")
-    configs = _master_configs(host.run("ps -eo args=").stdout)
+    configs = _master_configs(own_processes(host))
     assert configs.count(NGINX_CONF) == 1, f"{configs.count(NGINX_CONF)} edge nginx masters"
     assert set(configs) <= managed, f"unmanaged nginx masters: {sorted(set(configs) - managed)}"
     assert len(configs) == len(set(configs)), f"two masters for one configuration: {configs}"

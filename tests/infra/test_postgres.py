@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import role_default
+from tests.infra.conftest import own_processes, role_default
 from tests.infra.nginx_checks import MOZILLA_INTERMEDIATE_TLS12
 
 DATABASES = ("postgres", role_default("postgresql", "postgresql_db_name"))
@@ -44,7 +44,7 @@ def test_postgres_02_supported_version(host: Any, psql: Any, devsec_input: Any) 
 
 def test_postgres_03_one_instance(host: Any) -> None:
     """DevSec: exactly one `bin/postgres` postmaster on the host."""
-    pm = [a for a in host.run("ps -eo args=").stdout.splitlines() if re.match(r"^\S*/bin/postgres(\s|$)", a)]
+    pm = [a for a in own_processes(host).splitlines() if re.match(r"^\S*/bin/postgres(\s|$)", a)]
     assert len(pm) == 1, f"{len(pm)} postmasters: {pm}"
 
 
