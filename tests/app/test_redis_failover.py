@@ -48,7 +48,7 @@ ACCEPTED = (201, 202)
 
 @pytest.fixture(scope="module")
 def ha(settings: Settings, lab: LabDefinition) -> Iterator[Any]:
-    from benchmarks.redis_failover import RedisHA
+    from tools.redis_failover import RedisHA
 
     need(os.geteuid() == 0, "root (the test stops and starts the lab's Redis nodes)")
     need(shutil.which("supervisorctl") is not None, "supervisorctl (the lab's process manager)")

@@ -1,6 +1,6 @@
 """Redis failover time: from killing the primary to the first successful write through the app's client.
 
-    sudo .venv/bin/python -m benchmarks.redis_failover --trials 5
+    sudo .venv/bin/python -m tools.redis_failover --trials 5
 
 As root on a provisioned lab (it kills the lab's Redis primary `--trials` times). Each trial: the
 current primary is killed (SIGKILL through supervisord, then held down, so supervisord's autorestart
