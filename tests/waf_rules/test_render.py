@@ -77,9 +77,15 @@ def test_exclusions_only_touch_the_message_field_and_keycloak_cookies(lab: Any, 
             assert kind == "ruleRemoveTargetByTag" and tag in ("attack-sqli", "attack-xss"), arg
             assert re.fullmatch(r"REQUEST_COOKIES:(?:KC|AUTH_SESSION|KEYCLOAK)_[A-Z_]+", target), arg
             continue
+        if target in ("ARGS:id_token_hint", "ARGS:refresh_token"):  # Keycloak's JWT parameters: SQLi only
+            assert kind == "ruleRemoveTargetByTag" and tag == "attack-sqli", arg
+            continue
         assert target in ("ARGS:json.content", "REQUEST_BODY"), arg
     kc = re.search(r'SecRule REQUEST_FILENAME "([^"]+)"\s*\\\s*"id:1000120,', text)
     assert kc and kc.group(1).startswith("@rx ^/realms/[A-Za-z0-9_-]{1,64}/(?:login-actions/"), "cookie exclusion must be route-bound"
+    jwt = re.search(r'SecRule REQUEST_FILENAME "([^"]+)"\s*\\\s*"id:1000121,', text)
+    assert jwt and jwt.group(1) == "@rx ^/realms/[A-Za-z0-9_-]{1,64}/protocol/openid-connect/(?:token|logout)$", \
+        "the JWT-parameter exclusion must be bound to Keycloak's token and logout endpoints"
     whole = re.search(r'SecRule REQUEST_FILENAME "([^"]+)"[^;]*?ctl:ruleRemoveById=913101', text, re.DOTALL)
     assert whole and whole.group(1).startswith("@rx ^/(?:api/v1/|realms/"), "913101 removal must be route-bound"
     assert "REQUEST_FILENAME \"@rx ^/api/v1/conversations/[A-Za-z0-9_-]{1,64}/messages$\"" in text

@@ -194,3 +194,24 @@ def test_detection_only_logs_but_passes(waf: Any) -> None:
     assert r.status_code == 200
     matched = {rid for ids in rule_ids_by_request(inst).values() for rid in ids}
     assert any(rid.startswith("942") for rid in matched), matched
+
+
+# A JWT as Keycloak issues it, whose base64url signature holds '--' and a later '-' (942440 at PL2).
+KC_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.gwnMeQOSvdsDYs8DxWPrR_Pz5xEFPfmpKpxP--Qx7-ab_c"
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_keycloak_logout_and_renewal_with_a_jwt_pass_and_other_parameters_keep_crs(waf: Any, level: int) -> None:
+    """The page's logout (id_token_hint) and silent renewal (refresh_token) carry JWTs that stock CRS refuses
+    at PL2 (942440); the lab passes them on Keycloak's endpoints, and an injection in another parameter of
+    the same request is still refused."""
+    logout = _raw("GET", f"/realms/seclab/protocol/openid-connect/logout?id_token_hint={KC_JWT}"
+                  "&post_logout_redirect_uri=https%3A%2F%2Flocalhost%2F", {})
+    renew = _raw("POST", "/realms/seclab/protocol/openid-connect/token", FORM,
+                 f"grant_type=refresh_token&client_id=seclab-web&refresh_token={KC_JWT}".encode())
+    lab = [asyncio.run(send_raw(waf(False, level).base_url, r, None)) for r in (logout, renew)]
+    stock = [asyncio.run(send_raw(waf(True, level).base_url, r, None)) for r in (logout, renew)]
+    assert (lab, stock) == ([200, 200], [403, 403] if level >= 2 else [200, 200])
+    injected = _raw("GET", f"/realms/seclab/protocol/openid-connect/logout?id_token_hint={KC_JWT}"
+                    "&state=x%27%20OR%201%3D1--", {})
+    assert asyncio.run(send_raw(waf(False, level).base_url, injected, None)) == 403
